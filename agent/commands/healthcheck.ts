@@ -1,0 +1,78 @@
+/**
+ * `agent healthcheck [--wait]`: asks the running agent's /status over its socket or port. Exit 0 when HEALTHY,
+ * 1 otherwise. --wait polls every APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S up to ..._TIMEOUT_S (the
+ * reference's -envoyReadiness). Reads only the variables it needs: no bootstrap rendering, no files written.
+ */
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { envTableByName, problem, type Env } from '../config/index.ts';
+import { AgentError } from '../errors.ts';
+import type { CommandIo } from './render.ts';
+
+function read<T>(env: Env, name: string): T {
+  const row = envTableByName.get(name);
+  if (row === undefined) throw new Error(`${name} is not in the configuration table`);
+  const raw = env[name]?.trim() || row.default;
+  if (raw === undefined) return undefined as T;
+  const parsed = row.parser.parse(raw);
+  if (!parsed.ok) throw new AgentError('AGENT_ERR_CONFIG', 'the configuration has 1 problem:', { problems: [problem(name, env[name], parsed.rule)] });
+  return parsed.value as T;
+}
+
+export function getStatus(target: { socketPath: string } | { host: string; port: number }, timeoutMs: number): Promise<{ healthStatus?: string; reasons?: string[] }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ ...target, path: '/status', method: 'GET', timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as { healthStatus?: string; reasons?: string[] });
+        } catch (err) {
+          reject(new Error(`/status answered something that is not JSON (HTTP ${res.statusCode})`, { cause: err }));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function healthcheckCommand(env: Env, args: readonly string[], io: CommandIo): Promise<number> {
+  const wait = args.includes('--wait');
+  const unknown = args.filter((a) => a !== '--wait');
+  if (unknown.length > 0) throw new AgentError('AGENT_ERR_USAGE', `healthcheck: unknown argument ${JSON.stringify(unknown[0])}; usage: agent healthcheck [--wait]`);
+  if (env['APPNET_AGENT_ADMIN_MODE'] === undefined) {
+    throw new AgentError('AGENT_ERR_CONFIG', 'the configuration has 1 problem:', {
+      problems: [problem('APPNET_AGENT_ADMIN_MODE', undefined, 'must be set (tcp or uds) for the agent to serve /status, which healthcheck asks')],
+    });
+  }
+  const mode = read<string | undefined>(env, 'APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
+  let target: { socketPath: string } | { host: string; port: number };
+  if (mode === 'uds') target = { socketPath: read<string>(env, 'APPNET_AGENT_ADMIN_UDS_PATH') };
+  else {
+    const bind = read<string>(env, 'APPNET_AGENT_HTTP_BIND_ADDRESS');
+    target = { host: bind === '::' ? '::1' : bind === '0.0.0.0' ? '127.0.0.1' : bind, port: read<number>(env, 'APPNET_AGENT_HTTP_PORT') };
+  }
+  const intervalMs = read<number>(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000;
+  const deadline = Date.now() + (wait ? read<number>(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_TIMEOUT_S') * 1000 : 0);
+  for (;;) {
+    let line: string;
+    try {
+      const status = await getStatus(target, 2000);
+      if (status.healthStatus === 'HEALTHY') {
+        io.stdout('HEALTHY\n');
+        return 0;
+      }
+      line = `${status.healthStatus || 'UNKNOWN'}: ${(status.reasons ?? []).join('; ')}`;
+    } catch (err) {
+      line = `UNREACHABLE: ${(err as Error).message}`;
+    }
+    if (Date.now() + intervalMs > deadline) {
+      io.stderr(`agent: AGENT_ERR_UNHEALTHY: ${line}\n`);
+      return 1;
+    }
+    await sleep(intervalMs);
+  }
+}

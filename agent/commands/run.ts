@@ -1,0 +1,234 @@
+/**
+ * `agent` (run): render the bootstrap, start and supervise Envoy, serve the management interface, and stop
+ * gracefully. The configuration and the bootstrap are checked before anything is written or started, so bad input
+ * leaves no file behind.
+ *
+ * Shutdown on SIGTERM, SIGINT or SIGQUIT (whichever comes first; a second one skips the wait):
+ *   1. hooks that must run before draining (Cloud Map: deregister this task's instances);
+ *   2. drain inbound listeners gracefully (Envoy /drain_listeners?inboundonly&graceful);
+ *   3. wait until Envoy reports no active downstream connections, or LISTENER_DRAIN_WAIT_TIME_S;
+ *   4. stop Envoy: /quitquitquit, SIGTERM after 3 s, SIGKILL after 2 s more;
+ *   5. close the management interface, remove its socket, exit 0.
+ * With the defaults this ends within 26 s, inside ECS's 30 s stop timeout.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify as toYaml } from 'yaml';
+import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';
+import { cloudMapXdsFiles, envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
+import { AgentError } from '../errors.ts';
+import { EnvoyAdminClient } from '../envoy/admin-client.ts';
+import { envoyVersion } from '../envoy/envoy-binary.ts';
+import { openEnvoyLogFile, type EnvoyLogFile } from '../envoy/log-file.ts';
+import { LogLevelController } from '../envoy/log-level.ts';
+import { EnvoySupervisor, describeExit } from '../envoy/supervisor.ts';
+import { HealthMonitor } from '../health/health-monitor.ts';
+import { agentLevelFor, createLogger, type Logger } from '../logger.ts';
+import { startManagementServer, type ManagementServer } from '../server/management-server.ts';
+import { createAgentMetrics } from '../stats/agent-metrics.ts';
+import { StatsSnapshotter } from '../stats/stats-snapshotter.ts';
+import type { MetricLabels } from '../stats/service-connect-metrics.ts';
+import { collectPlatform } from '../system/collect-platform.ts';
+import { ensureDirectory, writeFileAtomic } from '../system/files.ts';
+import { agentVersion } from '../version.ts';
+import { writeSideFiles } from './render.ts';
+
+export interface RunIo extends ConfigIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Aborted on the first SIGTERM, SIGINT or SIGQUIT. */
+  readonly stopSignal: AbortSignal;
+  /** Aborted on a second signal: skip the remaining drain wait. */
+  readonly hurrySignal: AbortSignal;
+  /** Registers a synchronous hook for process exit (kills Envoy whatever the exit path). */
+  readonly onProcessExit: (hook: () => void) => void;
+}
+
+/** A mode's extra parts (Cloud Map discovery) plug in here: started after Envoy, stopped before draining. */
+export interface ModeExtension {
+  /** ServiceName and ClusterName for the Service Connect metrics. */
+  readonly metricLabels: MetricLabels;
+  start(signal: AbortSignal): Promise<void>;
+  beforeDrain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type ModeExtensionFactory = (config: Config, deps: { logger: Logger }) => Promise<ModeExtension | null>;
+
+async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number, hurry: AbortSignal, logger: Logger): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  const signal = AbortSignal.any([hurry, AbortSignal.timeout(maxMs)]);
+  while (!signal.aborted && Date.now() < deadline) {
+    try {
+      const active = await admin.activeDownstreamConnections({ timeoutMs: 1000, signal });
+      if (active === 0) {
+        logger.info('no active downstream connections left');
+        return;
+      }
+      logger.debug('waiting for downstream connections to close', { active });
+    } catch (err) {
+      if (signal.aborted) break;
+      logger.warn('cannot read active connections from Envoy; stopping it', { err });
+      return;
+    }
+    await sleep(250, undefined, { signal }).catch(() => undefined);
+  }
+  logger.info(hurry.aborted ? 'second stop signal: not waiting for connections' : 'drain time is over');
+}
+
+export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFactory): Promise<number> {
+  const config = readConfig(env, io);
+  const logger = createLogger({ level: agentLevelFor(config.envoyLogLevel), write: io.stdout }, { component: 'agent' });
+  logger.info('agent starting', { version: agentVersion, mode: config.mode, configuration: effectiveConfiguration(env) });
+  if (config.unknownVariables.length > 0) logger.warn('ignoring variables the agent does not know (typos?)', { variables: config.unknownVariables });
+
+  const version = await envoyVersion(config.envoyBinary);
+  logger.info('found Envoy', { binary: config.envoyBinary, version });
+  const platform = await collectPlatform({
+    metadataUri: config.mode === 'ecs' ? config.ecs.metadataUri : null,
+    warn: (msg, err) => logger.warn(msg, { err }),
+  });
+  const rendered = renderBootstrap(config, platform);
+  const ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }) }) : null;
+
+  // Nothing above wrote a file: bad input stops the agent with the disk as it was.
+  await ensureDirectory(config.runtimeDir);
+  if (config.userBootstrap === null) {
+    await writeFileAtomic(config.bootstrapPath, toYaml(rendered.bootstrap, { lineWidth: 0, aliasDuplicateObjects: false }), 0o600);
+    await writeSideFiles(rendered.files);
+  }
+  if (config.mode === 'cloudmap' && ext === null) {
+    // Without discovery, Envoy still needs its xDS files to exist.
+    await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.lds}`, 'resources: []\n');
+    await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.cds}`, 'resources: []\n');
+  }
+
+  const metrics = createAgentMetrics();
+  const admin = new EnvoyAdminClient(config.envoyAdmin.address, { observe: (path, s, outcome) => metrics.adminCallSeconds.observe({ path, outcome }, s) });
+  const loops = new AbortController();
+  const logLevel = new LogLevelController({
+    initial: config.envoyLogLevel,
+    resetAfterMs: config.loggingResetTimeoutMs,
+    apply: (level) => admin.setLogLevel(level),
+    logger,
+  });
+  let logFile: EnvoyLogFile | null = null;
+  if (config.envoyLog !== null) {
+    try {
+      logFile = openEnvoyLogFile({ ...config.envoyLog, logger });
+    } catch (err) {
+      throw new AgentError('AGENT_ERR_WRITE', `APPNET_ENVOY_LOG_DESTINATION="${config.envoyLog.dir}": cannot open ${config.envoyLog.name} (${(err as Error).message})`, { cause: err });
+    }
+  }
+
+  let health: HealthMonitor | null = null;
+  let starts = 0;
+  const supervisor = new EnvoySupervisor({
+    binary: config.envoyBinary,
+    args: () => envoyArgs(config, logLevel.current),
+    restartBudget: config.restartCount,
+    logger: logger.child({ component: 'supervisor' }),
+    output: logFile === null ? 'inherit' : logFile.fd,
+    onSpawn: (pid, restarts) => {
+      starts += 1;
+      if (restarts > 0) metrics.envoyRestarts.inc();
+      logger.info('Envoy started', { pid, restartCount: restarts });
+      health?.trigger();
+    },
+    onExit: (exit) => {
+      metrics.envoyExits.inc({ how: exit.signal ?? (exit.error !== undefined ? 'spawn-error' : `code-${exit.code}`) });
+      health?.trigger();
+    },
+  });
+  io.onProcessExit(() => supervisor.killNow());
+
+  health = new HealthMonitor({
+    mode: config.mode,
+    admin,
+    envoy: () => ({ pid: supervisor.state === 'running' ? supervisor.pid : null, restartCount: supervisor.restartCount }),
+    pollIntervalMs: config.health.pollIntervalMs,
+    disconnectedTimeoutMs: config.health.disconnectedTimeoutMs,
+    logger: logger.child({ component: 'health' }),
+    onTransition: (to) => {
+      metrics.healthTransitions.inc({ to });
+      metrics.healthy.set(to === 'HEALTHY' ? 1 : 0);
+    },
+  });
+  const snapshotter = config.stats.snapshotEnabled
+    ? new StatsSnapshotter({
+        admin,
+        intervalMs: config.stats.snapshotIntervalMs,
+        epoch: () => starts,
+        logger: logger.child({ component: 'stats' }),
+        onSnapshot: (outcome) => metrics.statsSnapshots.inc({ outcome }),
+        labels: ext?.metricLabels ?? {},
+      })
+    : null;
+
+  let server: ManagementServer | null = null;
+  const cleanup = async () => {
+    loops.abort();
+    logLevel.close();
+    await ext?.close().catch((err: unknown) => logger.warn('closing the mode extension failed', { err }));
+    await server?.close().catch((err: unknown) => logger.warn('closing the management interface failed', { err }));
+    await admin.close().catch(() => undefined);
+    logFile?.close();
+  };
+
+  try {
+    if (config.agentAdmin !== null) {
+      server = await startManagementServer({
+        address: config.agentAdmin,
+        logger: logger.child({ component: 'management' }),
+        context: {
+          health,
+          admin,
+          logLevel,
+          snapshotter,
+          metrics,
+          metricLabels: ext?.metricLabels ?? {},
+          drainInbound: async () => {
+            await admin.drainListeners({ inboundOnly: true });
+            logger.info('draining inbound listeners (management interface)');
+          },
+        },
+      });
+    }
+    supervisor.start();
+    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(loops.signal), ext?.start(loops.signal)]);
+    loopsDone.catch((err: unknown) => logger.error('a background loop failed', { err }));
+
+    const stopped = new Promise<'signal'>((resolve) => {
+      if (io.stopSignal.aborted) resolve('signal');
+      io.stopSignal.addEventListener('abort', () => resolve('signal'), { once: true });
+    });
+    const first = await Promise.race([supervisor.done, stopped]);
+    if (first !== 'signal' && first.kind === 'failed') {
+      await cleanup();
+      throw new AgentError(
+        'AGENT_ERR_ENVOY_EXITED',
+        `Envoy ${describeExit(first.lastExit)} (pid ${first.lastExit.pid}) and the restart budget is spent: ${supervisor.restartCount} restart(s) of APPNET_ENVOY_RESTART_COUNT=${config.restartCount}. Exits: ${supervisor.exits.map(describeExit).join('; ')}`,
+      );
+    }
+
+    logger.info('stopping', { reason: String(io.stopSignal.reason ?? 'signal') });
+    supervisor.beginShutdown();
+    await ext?.beforeDrain().catch((err: unknown) => logger.warn('before-drain step failed', { err }));
+    if (supervisor.state === 'running') {
+      try {
+        await admin.drainListeners({ inboundOnly: true });
+        logger.info('draining inbound listeners', { drainTimeS: config.drainTimeS });
+        await waitForConnectionsToClose(admin, config.drainTimeS * 1000, io.hurrySignal, logger);
+      } catch (err) {
+        logger.warn('draining failed; stopping Envoy now', { err });
+      }
+    }
+    await supervisor.stop({ quit: () => admin.quit(), quitWaitMs: 3000, termWaitMs: 2000 });
+    logger.info('Envoy stopped; agent exiting', { restarts: supervisor.restartCount });
+    await cleanup();
+    return 0;
+  } catch (err) {
+    supervisor.killNow();
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * computeHealth: Envoy's observed state → HEALTHY or UNHEALTHY with reasons. Pure (the clock is an argument).
+ *
+ * HEALTHY when Envoy is LIVE, its initial configuration applied (no listener failed to be created), and, in
+ * ECS-managed mode, it has not been disconnected from the management server for longer than
+ * HC_DISCONNECTED_TIMEOUT_S. In relay, Cloud Map and static modes, LIVE is enough. Every UNHEALTHY has a reason.
+ */
+import type { Mode } from '../config/index.ts';
+
+export interface HealthObservation {
+  readonly mode: Mode;
+  /** Envoy's /ready body (LIVE, INITIALIZING, ...), UNREACHABLE when the call failed, NOT_RUNNING between restarts. */
+  readonly envoyState: string;
+  /** ECS-managed mode: null until the first successful stats read. */
+  readonly connected: boolean | null;
+  /** When the agent first saw the disconnection (epoch ms); null while connected. */
+  readonly disconnectedSinceMs: number | null;
+  readonly listenerCreateFailures: number;
+  readonly nowMs: number;
+  readonly disconnectedTimeoutMs: number;
+}
+
+export interface HealthVerdict {
+  readonly status: 'HEALTHY' | 'UNHEALTHY';
+  readonly reasons: readonly string[];
+}
+
+export function computeHealth(o: HealthObservation): HealthVerdict {
+  const reasons: string[] = [];
+  if (o.envoyState !== 'LIVE') {
+    reasons.push(o.envoyState === 'UNREACHABLE' ? "Envoy's admin interface does not answer" : o.envoyState === 'NOT_RUNNING' ? 'Envoy is not running (restarting)' : `Envoy is ${o.envoyState}, not LIVE`);
+  }
+  if (o.listenerCreateFailures > 0) reasons.push(`Envoy failed to create ${o.listenerCreateFailures} listener(s) from its configuration`);
+  if (o.mode === 'ecs' && o.envoyState === 'LIVE' && o.connected !== true) {
+    const since = o.disconnectedSinceMs ?? o.nowMs;
+    const forMs = o.nowMs - since;
+    if (forMs >= o.disconnectedTimeoutMs) {
+      reasons.push(`disconnected from the management server for ${Math.round(forMs / 1000)} s (HC_DISCONNECTED_TIMEOUT_S is ${o.disconnectedTimeoutMs / 1000} s)`);
+    }
+  }
+  return { status: reasons.length === 0 ? 'HEALTHY' : 'UNHEALTHY', reasons };
+}

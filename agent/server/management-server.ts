@@ -1,0 +1,129 @@
+/**
+ * The management interface server: plain HTTP/1.1 over a Unix socket or TCP, dispatching from the route table.
+ * Every request is answered within a deadline; a stale socket file is replaced, but a socket another agent is
+ * still serving on is an error, not silently stolen (reference bug).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AdminAddress } from '../config/index.ts';
+import { AgentError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { TokenBucket } from './rate-limiter.ts';
+import { routes, type Reply, type RouteContext } from './routes.ts';
+
+const TEXT = 'text/plain; charset=utf-8';
+export const REQUEST_DEADLINE_MS = 5000;
+
+export interface ManagementServer {
+  readonly describe: string;
+  close(): Promise<void>;
+}
+
+function isSocketLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ path });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req: IncomingMessage): Promise<Reply & { path: string }> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const route = routes.find((r) => r.path === url.pathname);
+  if (route === undefined) return { path: 'unknown', status: 404, body: '404 page not found\n', contentType: TEXT };
+  const method = req.method ?? 'GET';
+  if (!(route.methods as readonly string[]).includes(method)) {
+    return { path: route.path, status: 405, body: `${method} is not allowed on ${route.path}; use ${route.methods.join(' or ')}\n`, contentType: TEXT, headers: { allow: route.methods.join(', ') } };
+  }
+  const contentLength = Number(req.headers['content-length'] ?? 0);
+  if (contentLength > 0) return { path: route.path, status: 400, body: `${route.path} takes no request body; got ${contentLength} bytes\n`, contentType: TEXT };
+  for (const key of url.searchParams.keys()) {
+    if (!route.query.includes(key)) {
+      return {
+        path: route.path,
+        status: 400,
+        body: `unsupported query parameter ${JSON.stringify(key)} for ${route.path}; ${route.query.length === 0 ? 'it takes none' : `accepted: ${route.query.join(', ')}`}\n`,
+        contentType: TEXT,
+      };
+    }
+  }
+  if (route.rateLimited && !bucket.take()) return { path: route.path, status: 429, body: 'Too Many Requests\n', contentType: TEXT };
+  const deadline = AbortSignal.timeout(REQUEST_DEADLINE_MS);
+  try {
+    const reply = await Promise.race([
+      route.handle(ctx, url.searchParams, deadline),
+      new Promise<never>((_, reject) => deadline.addEventListener('abort', () => reject(new Error(`no answer from Envoy within ${REQUEST_DEADLINE_MS} ms`)), { once: true })),
+    ]);
+    return { ...reply, path: route.path };
+  } catch (err) {
+    return { path: route.path, status: 503, body: `Envoy is not answering: ${(err as Error).message}\n`, contentType: TEXT };
+  }
+}
+
+export async function startManagementServer(opts: { address: AdminAddress; context: RouteContext; logger: Logger }): Promise<ManagementServer> {
+  const bucket = new TokenBucket(10, 20);
+  const { address, context, logger } = opts;
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    handleRequest(context, bucket, req).then(
+      (reply) => {
+        context.metrics.managementRequests.inc({ path: reply.path, code: String(reply.status) });
+        res.writeHead(reply.status, { 'content-type': reply.contentType ?? TEXT, 'x-content-type-options': 'nosniff', ...(reply.headers ?? {}) });
+        res.end(reply.body);
+      },
+      (err: unknown) => {
+        logger.error('management request failed', { err, url: req.url });
+        res.writeHead(500, { 'content-type': TEXT });
+        res.end('internal error\n');
+      },
+    );
+  });
+  server.requestTimeout = REQUEST_DEADLINE_MS * 2;
+  server.headersTimeout = REQUEST_DEADLINE_MS;
+  server.keepAliveTimeout = 5000;
+
+  let describe: string;
+  try {
+    if (address.kind === 'uds') {
+      await mkdir(dirname(address.path), { recursive: true, mode: 0o700 });
+      const existing = await stat(address.path).catch(() => null);
+      if (existing !== null) {
+        if (await isSocketLive(address.path)) {
+          throw new AgentError('AGENT_ERR_LISTEN', `APPNET_AGENT_ADMIN_UDS_PATH="${address.path}": another process is serving on this socket`);
+        }
+        await rm(address.path, { force: true });
+      }
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(address.path, () => resolve());
+      });
+      await chmod(address.path, 0o600);
+      describe = `unix:${address.path}`;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: address.host, port: address.port, ipv6Only: false }, () => resolve());
+      });
+      describe = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+    }
+  } catch (err) {
+    if (err instanceof AgentError) throw err;
+    const where = address.kind === 'uds' ? `APPNET_AGENT_ADMIN_UDS_PATH="${address.path}"` : `APPNET_AGENT_HTTP_BIND_ADDRESS="${address.host}" APPNET_AGENT_HTTP_PORT="${address.port}"`;
+    throw new AgentError('AGENT_ERR_LISTEN', `${where}: cannot listen (${(err as Error).message})`, { cause: err });
+  }
+  logger.info('management interface listening', { address: describe });
+  return {
+    describe,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      if (address.kind === 'uds') await rm(address.path, { force: true });
+    },
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * The Service Connect metrics (what `/stats/prometheus?filter=metrics_extension` serves), derived from Envoy's own
+ * stats. Pure.
+ *
+ * Two sources:
+ * - families Envoy itself names `envoy_appmesh_<Metric>` (an Envoy build with AWS's metrics extension, driven by
+ *   the ECS control plane): kept with the prefix removed, as the reference agent does;
+ * - Envoy's standard listener and cluster stats, for listeners and clusters named by this agent's convention
+ *   (the Cloud Map renderer follows it; so can a user's static bootstrap):
+ *     inbound HTTP connection manager stat_prefix  `scin_<protocol>_<discoveryName>`
+ *     inbound tcp_proxy stat_prefix                `scin_tcp_<discoveryName>`
+ *     outbound cluster name                        `scout_<protocol>_<targetDiscoveryName>`
+ *   where <protocol> is http, http2, grpc or tcp. Envoy's default tag extractors turn those into labels; the table
+ *   below renames them to the ECS names with `Direction`, `DiscoveryName` / `TargetDiscoveryName`, and, when known,
+ *   `ServiceName` and `ClusterName`.
+ */
+import type { Family, Histogram } from './prometheus-text.ts';
+import { parseLabels } from './prometheus-text.ts';
+
+/** Stat-name regex for Envoy's `filter` parameter: only what the metrics extension reads. */
+export const METRICS_EXTENSION_STATS_FILTER = '^(appmesh\\.|http\\.scin_|tcp\\.scin_|cluster\\.scout_)';
+export const APPMESH_FAMILY_PREFIX = 'envoy_appmesh_';
+
+export const NAMING = {
+  inboundPrefix: (protocol: string, discoveryName: string) => `scin_${protocol}_${discoveryName}`,
+  outboundCluster: (protocol: string, targetDiscoveryName: string) => `scout_${protocol}_${targetDiscoveryName}`,
+} as const;
+
+type Side = 'in' | 'out';
+type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
+
+interface Rule {
+  readonly metric: string;
+  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly side: Side;
+  /** Envoy families summed into the metric. */
+  readonly sources: readonly string[];
+  readonly protocols?: readonly Protocol[];
+  /** Only samples with these label values. */
+  readonly where?: Readonly<Record<string, string>>;
+}
+
+const HTTP: readonly Protocol[] = ['http', 'http2', 'grpc'];
+
+/** The ECS Service Connect metrics and the Envoy stats each comes from. docs/metrics.md is generated from this. */
+export const SERVICE_CONNECT_METRICS: readonly Rule[] = [
+  { metric: 'RequestCount', type: 'counter', side: 'in', sources: ['envoy_http_downstream_rq_total'], protocols: HTTP },
+  { metric: 'GrpcRequestCount', type: 'counter', side: 'in', sources: ['envoy_http_downstream_rq_total'], protocols: ['grpc'] },
+  { metric: 'NewConnectionCount', type: 'counter', side: 'in', sources: ['envoy_http_downstream_cx_total', 'envoy_tcp_downstream_cx_total'] },
+  { metric: 'ActiveConnectionCount', type: 'gauge', side: 'in', sources: ['envoy_http_downstream_cx_active'] },
+  {
+    metric: 'ProcessedBytes',
+    type: 'counter',
+    side: 'in',
+    sources: ['envoy_http_downstream_cx_rx_bytes_total', 'envoy_http_downstream_cx_tx_bytes_total', 'envoy_tcp_downstream_cx_rx_bytes_total', 'envoy_tcp_downstream_cx_tx_bytes_total'],
+  },
+  { metric: 'TargetResponseTime', type: 'histogram', side: 'in', sources: ['envoy_http_downstream_rq_time'], protocols: HTTP },
+  { metric: 'RequestCountPerTarget', type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_rq_total'], protocols: HTTP },
+  ...(['2', '3', '4', '5'] as const).map(
+    (c): Rule => ({ metric: `HTTPCode_Target_${c}XX_Count`, type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_rq_xx'], protocols: ['http', 'http2'], where: { envoy_response_code_class: c } }),
+  ),
+  { metric: 'TargetProcessedBytes', type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_cx_rx_bytes_total', 'envoy_cluster_upstream_cx_tx_bytes_total'] },
+  { metric: 'TargetResponseTime', type: 'histogram', side: 'out', sources: ['envoy_cluster_upstream_rq_time'], protocols: HTTP },
+];
+
+const IDENTITY_LABELS = ['envoy_http_conn_manager_prefix', 'envoy_tcp_prefix', 'envoy_cluster_name'];
+const NAME_PATTERN = /^sc(in|out)_(http2|http|grpc|tcp)_(.+)$/;
+
+export interface MetricLabels {
+  readonly ServiceName?: string;
+  readonly ClusterName?: string;
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Identity of a sample: direction, protocol and discovery name, from its prefix or cluster label. */
+function identify(pairs: Array<[string, string]>): { side: Side; protocol: Protocol; name: string } | null {
+  for (const [k, v] of pairs) {
+    if (!IDENTITY_LABELS.includes(k)) continue;
+    const m = NAME_PATTERN.exec(v);
+    if (m !== null) return { side: m[1] === 'in' ? 'in' : 'out', protocol: m[2] as Protocol, name: m[3] ?? '' };
+  }
+  return null;
+}
+
+export function deriveServiceConnectMetrics(envoyFamilies: ReadonlyMap<string, Family>, labels: MetricLabels = {}): Map<string, Family> {
+  const out = new Map<string, Family>();
+  for (const fam of envoyFamilies.values()) {
+    if (fam.name.startsWith(APPMESH_FAMILY_PREFIX)) {
+      const name = fam.name.slice(APPMESH_FAMILY_PREFIX.length);
+      out.set(name, { ...fam, name } as Family);
+    }
+  }
+  const extra = Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '');
+  for (const rule of SERVICE_CONNECT_METRICS) {
+    let target = out.get(rule.metric);
+    for (const source of rule.sources) {
+      const fam = envoyFamilies.get(source);
+      if (fam === undefined) continue;
+      for (const [raw, value] of fam.samples) {
+        const pairs = parseLabels(raw);
+        if (rule.where && !Object.entries(rule.where).every(([k, v]) => pairs.some(([pk, pv]) => pk === k && pv === v))) continue;
+        const id = identify(pairs);
+        if (id === null || id.side !== rule.side || (rule.protocols && !rule.protocols.includes(id.protocol))) continue;
+        const key = [
+          `Direction="${id.side === 'in' ? 'ingress' : 'egress'}"`,
+          `${id.side === 'in' ? 'DiscoveryName' : 'TargetDiscoveryName'}="${escapeLabel(id.name)}"`,
+          ...extra.map(([k, v]) => `${k}="${escapeLabel(v)}"`),
+        ].join(',');
+        if (target === undefined) {
+          target = rule.type === 'histogram' ? { name: rule.metric, type: 'histogram', samples: new Map() } : { name: rule.metric, type: rule.type, samples: new Map() };
+          out.set(rule.metric, target);
+        }
+        if (target.type === 'histogram') {
+          if (typeof value === 'number') continue;
+          const h = value as Histogram;
+          target.samples.set(key, { buckets: h.buckets.map(([le, c]) => [le, c]), sum: h.sum, count: h.count });
+        } else if (typeof value === 'number') {
+          const samples = target.samples as Map<string, number>;
+          samples.set(key, (samples.get(key) ?? 0) + value);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export function renderMetricsDoc(): string {
+  const lines = [
+    '# Service Connect metrics',
+    '',
+    '<!-- Generated from agent/stats/service-connect-metrics.ts by `npm run docs`. A test fails when this file is stale. -->',
+    '',
+    '`/stats/prometheus?filter=metrics_extension` (and the ECS agent\'s `...&usedonly&delta`) serves these families,',
+    'named as in CloudWatch\'s `AWS/ECS` namespace, in strict Prometheus text 0.0.4. Inbound (server-side) series carry',
+    '`Direction="ingress"` and `DiscoveryName`; outbound (client-side) series carry `Direction="egress"` and',
+    '`TargetDiscoveryName`; `ServiceName` and `ClusterName` are added when the agent knows them. Families that an Envoy',
+    'names `envoy_appmesh_<Metric>` itself are passed through with the prefix removed.',
+    '',
+    'They are derived from Envoy\'s own stats of the listeners and clusters named by the agent\'s convention: inbound',
+    'HTTP connection manager or tcp_proxy `stat_prefix` `scin_<protocol>_<discoveryName>`, outbound cluster',
+    '`scout_<protocol>_<targetDiscoveryName>`, with `<protocol>` one of http, http2, grpc, tcp.',
+    '',
+    '| Metric | Type | Direction | Protocols | From Envoy stats |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of SERVICE_CONNECT_METRICS) {
+    const where = r.where ? ` where ${Object.entries(r.where).map(([k, v]) => `${k}="${v}"`).join(', ')}` : '';
+    lines.push(`| \`${r.metric}\` | ${r.type} | ${r.side === 'in' ? 'ingress' : 'egress'} | ${(r.protocols ?? ['all']).join(', ')} | ${r.sources.map((s) => `\`${s}\``).join(' + ')}${where} |`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}

@@ -1,0 +1,92 @@
+/**
+ * Collects what the bootstrap's node metadata says about the machine and the task: network interfaces, kernel,
+ * and the ECS task metadata endpoint v4. Effects live here so renderBootstrap stays pure.
+ *
+ * Unlike the reference agent, task metadata requests have a deadline (reference issue #155: TMDS i/o timeouts
+ * stalled start-up), and a missing field is left out rather than crashing.
+ */
+import { machine, networkInterfaces, release } from 'node:os';
+import type { Platform } from '../bootstrap/index.ts';
+
+export interface TaskMetadata {
+  readonly Cluster?: string;
+  readonly TaskARN?: string;
+  readonly AvailabilityZone?: string;
+  readonly AvailabilityZoneID?: string;
+  readonly Containers?: ReadonlyArray<{
+    readonly Name?: string;
+    readonly Type?: string;
+    readonly Networks?: ReadonlyArray<{ readonly NetworkMode?: string; readonly IPv4Addresses?: readonly string[]; readonly IPv6Addresses?: readonly string[] }>;
+  }>;
+  readonly Limits?: { readonly CPU?: number; readonly Memory?: number };
+}
+
+export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+  const signals = [AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])];
+  const res = await fetch(url, { signal: AbortSignal.any(signals), headers: { 'user-agent': 'appnetClient/1.0' } });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+export function localInterfaces(): Platform['interfaces'] {
+  const ipv4: Record<string, string[]> = {};
+  const ipv6: Record<string, string[]> = {};
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      const target = a.family === 'IPv4' ? ipv4 : ipv6;
+      (target[name] ??= []).push(a.cidr ?? a.address);
+    }
+  }
+  return { ipv4, ipv6 };
+}
+
+/** IP families of the task, from the task metadata: awsvpc uses the first container, bridge the CNI pause one. */
+export function supportedIpFamilies(task: TaskMetadata): 'ALL' | 'IPv4_ONLY' | 'IPv6_ONLY' | null {
+  const containers = task.Containers ?? [];
+  const mode = containers.flatMap((c) => c.Networks ?? []).map((n) => n.NetworkMode).find((m) => m === 'awsvpc' || m === 'bridge');
+  const source = mode === 'bridge' ? containers.find((c) => c.Type === 'CNI_PAUSE') : containers[0];
+  const net = source?.Networks?.[0];
+  if (net === undefined) return null;
+  const v4 = (net.IPv4Addresses ?? []).length > 0;
+  const v6 = (net.IPv6Addresses ?? []).length > 0;
+  return v4 && v6 ? 'ALL' : v4 ? 'IPv4_ONLY' : v6 ? 'IPv6_ONLY' : null;
+}
+
+export interface CollectOptions {
+  readonly metadataUri: string | null;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  /** Called with a message when a part cannot be collected; the bootstrap then leaves that part out. */
+  readonly warn: (message: string, err: unknown) => void;
+}
+
+export async function collectPlatform(opts: CollectOptions): Promise<Platform> {
+  let task: Platform['task'] = null;
+  if (opts.metadataUri !== null) {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    try {
+      const [taskMeta, containerMeta] = await Promise.all([
+        fetchJson(`${opts.metadataUri}/task`, timeoutMs, opts.signal) as Promise<TaskMetadata>,
+        fetchJson(opts.metadataUri, timeoutMs, opts.signal).catch(() => ({})) as Promise<TaskMetadata>,
+      ]);
+      task = {
+        clusterArn: taskMeta.Cluster ?? null,
+        taskArn: taskMeta.TaskARN ?? null,
+        availabilityZone: taskMeta.AvailabilityZone ?? null,
+        availabilityZoneId: taskMeta.AvailabilityZoneID ?? null,
+        supportedIpFamilies: supportedIpFamilies(taskMeta),
+        cpu: containerMeta.Limits?.CPU === undefined ? null : String(containerMeta.Limits.CPU),
+        memory: containerMeta.Limits?.Memory === undefined ? null : String(containerMeta.Limits.Memory),
+      };
+    } catch (err) {
+      opts.warn('task metadata unavailable; node metadata leaves it out', err);
+    }
+  }
+  let machineName: string | null = null;
+  try {
+    machineName = machine();
+  } catch {
+    machineName = null;
+  }
+  return { interfaces: localInterfaces(), kernelVersion: release(), machine: machineName, task };
+}

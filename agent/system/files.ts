@@ -1,0 +1,31 @@
+/** File effects: atomic replace for files the agent owns; directories with restrictive modes. */
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { AgentError } from '../errors.ts';
+
+/** Writes to a temporary file in the same directory, fsyncs, and renames it into place (readers never see half). */
+export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(tmp, 'wx', mode);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new AgentError('AGENT_ERR_WRITE', `cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function ensureDirectory(path: string, mode = 0o700): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true, mode });
+  } catch (err) {
+    throw new AgentError('AGENT_ERR_WRITE', `cannot create directory ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
