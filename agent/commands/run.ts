@@ -77,7 +77,7 @@ async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number,
 
 export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFactory): Promise<number> {
   const config = readConfig(env, io);
-  const logger = createLogger({ level: agentLevelFor(config.envoyLogLevel), write: io.stdout }, { component: 'agent' });
+  const logger = createLogger({ level: config.agentLogLevel ?? agentLevelFor(config.envoyLogLevel), write: io.stdout }, { component: 'agent' });
   logger.info('agent starting', { version: agentVersion, mode: config.mode, configuration: effectiveConfiguration(env) });
   if (config.unknownVariables.length > 0) logger.warn('ignoring variables the agent does not know (typos?)', { variables: config.unknownVariables });
 

@@ -37,6 +37,8 @@ export interface Config {
   /** A user bootstrap used as given (ENVOY_CONFIG_FILE, non-empty); null when the agent renders one. */
   readonly userBootstrap: { readonly path: string; readonly document: Readonly<Record<string, unknown>> } | null;
   readonly envoyLogLevel: EnvoyLogLevel;
+  /** The agent's own level; null: follow envoyLogLevel. */
+  readonly agentLogLevel: 'debug' | 'info' | 'warn' | 'error' | null;
   readonly concurrency: number | null;
   readonly drainTimeS: number;
   readonly disableHotRestart: boolean;
@@ -416,6 +418,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
     bootstrapPath: configFile ?? `${runtimeDir}/envoy-bootstrap.yaml`,
     userBootstrap,
     envoyLogLevel: need('ENVOY_LOG_LEVEL'),
+    agentLogLevel: get('APPNET_AGENT_LOG_LEVEL') ?? null,
     concurrency: concurrency > 0 ? concurrency : usedMode === 'relay' ? 1 : null,
     drainTimeS: need('LISTENER_DRAIN_WAIT_TIME_S'),
     disableHotRestart: need('DISABLE_HOT_RESTART'),

@@ -78,6 +78,13 @@ export const envTable: readonly EnvVar[] = [
     vsReference: 'an unknown level is an error instead of falling back to info',
   },
   {
+    name: 'APPNET_AGENT_LOG_LEVEL',
+    parser: oneOf(['debug', 'info', 'warn', 'error'], { caseInsensitive: true }),
+    scope: 'all',
+    doc: "The agent's own log level (JSON lines on stdout). Unset: follows ENVOY_LOG_LEVEL as the reference does (trace and debug: debug; warn and warning: warn; error and critical: error; otherwise info).",
+    vsReference: 'new',
+  },
+  {
     name: 'ENVOY_CONCURRENCY',
     parser: integer(-1, 1024),
     default: '-1',

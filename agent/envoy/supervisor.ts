@@ -183,7 +183,15 @@ export class EnvoySupervisor {
       return;
     }
     const exited = once(child, 'exit').then(() => true);
-    const within = (ms: number) => Promise.race([exited, sleep(ms).then(() => false)]);
+    // The timer is cancelled once Envoy exits, so it never holds the agent's event loop open.
+    const within = async (ms: number): Promise<boolean> => {
+      const timer = new AbortController();
+      try {
+        return await Promise.race([exited, sleep(ms, false, { signal: timer.signal })]);
+      } finally {
+        timer.abort();
+      }
+    };
     await opts.quit().catch((err: unknown) => this.#opts.logger.warn('Envoy did not take /quitquitquit', { err }));
     if (!(await within(opts.quitWaitMs))) {
       this.#opts.logger.warn('Envoy still running after /quitquitquit; sending SIGTERM', { pid: child.pid });

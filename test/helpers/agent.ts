@@ -1,0 +1,146 @@
+/**
+ * Runs the built agent (dist/agent.js, on Node 24) as a process, the way a container does: env in, signals, exit
+ * code, files, JSON log lines. Everything it started is killed and its temp dir removed in t.after().
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { repoRoot } from './envoy.ts';
+import { httpRequest, type Response } from './http.ts';
+import { waitFor } from './wait.ts';
+
+export const bundlePath = `${repoRoot}/dist/agent.js`;
+export const nodeBinary = process.execPath;
+
+let built = false;
+/** Builds dist/agent.js once per test process if it is missing (npm test builds it first). */
+export function ensureBuilt(): void {
+  if (built || existsSync(bundlePath)) {
+    built = true;
+    return;
+  }
+  execFileSync(nodeBinary, [`${repoRoot}/scripts/build.ts`], { cwd: repoRoot, stdio: 'ignore' });
+  built = true;
+}
+
+export interface AgentProcess {
+  readonly child: ChildProcess;
+  readonly dir: string;
+  readonly adminSocket: string;
+  readonly logs: Array<Record<string, unknown>>;
+  stdout(): string;
+  stderr(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; atMs: number }>;
+  waitForLog(what: string, pred: (rec: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  request(path: string, opts?: { method?: string; timeoutMs?: number }): Promise<Response>;
+  status(): Promise<Record<string, unknown>>;
+}
+
+export function tempDir(t: TestContext, prefix = 'agent-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Pids of live processes whose command line mentions `needle` (Envoy started with a bootstrap in a test dir). */
+export function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (cmdline.includes(needle) && state !== 'Z') pids.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+export function startAgent(t: TestContext, opts: { env: Record<string, string>; dir?: string; args?: string[] }): AgentProcess {
+  ensureBuilt();
+  const dir = opts.dir ?? tempDir(t);
+  const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? join(dir, 'agent.sock');
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    APPNET_RUNTIME_DIR: join(dir, 'runtime'),
+    APPNET_AGENT_ADMIN_MODE: 'uds',
+    APPNET_AGENT_ADMIN_UDS_PATH: adminSocket,
+    ENVOY_ADMIN_UDS_PATH: join(dir, 'envoy-admin.sock'),
+    ENVOY_ADMIN_ACCESS_LOG_FILE: join(dir, 'envoy-admin-access.log'),
+    ENVOY_LOG_LEVEL: 'warning',
+    APPNET_AGENT_LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+  const child = spawn(nodeBinary, [bundlePath, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const logs: Array<Record<string, unknown>> = [];
+  let pending = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('{')) {
+        try {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // Envoy's own output can interleave; only whole JSON lines are the agent's
+        }
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; atMs: number }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, atMs: Date.now() })),
+  );
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    for (const pid of processesMentioning(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  const target = { socketPath: adminSocket };
+  return {
+    child,
+    dir,
+    adminSocket,
+    logs,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForLog: (what, pred, timeoutMs = 15_000) => waitFor(`agent log: ${what}`, async () => logs.find(pred), { timeoutMs }),
+    request: (path, o = {}) => httpRequest(target, path, o),
+    status: async () => JSON.parse((await httpRequest(target, '/status')).body) as Record<string, unknown>,
+  };
+}
+
+/** Waits until /status says HEALTHY and returns the status document. */
+export function waitHealthy(agent: AgentProcess, timeoutMs = 15_000, extra: (s: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+  return waitFor('HEALTHY', async () => {
+    const s = await agent.status();
+    return s['healthStatus'] === 'HEALTHY' && extra(s) ? s : undefined;
+  }, { timeoutMs });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    return state !== 'Z';
+  } catch {
+    return false;
+  }
+}
