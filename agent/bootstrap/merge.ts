@@ -14,6 +14,8 @@ import { problem } from '../config/read-config.ts';
 
 /** Maps whose keys are data (runtime keys, metadata), not proto field names: never renamed. */
 const OPAQUE_KEYS = new Set(['static_layer', 'metadata', 'filter_metadata', 'typed_filter_metadata', 'fields', 'typed_extension_protocol_options', 'typed_per_filter_config']);
+/** Maps that are protobuf oneofs: only one key may be set. */
+const ONEOF_KEYS = new Set(['address']);
 const CONCATENATED = new Set(['static_resources.listeners', 'static_resources.clusters', 'static_resources.secrets', 'stats_sinks', 'stats_config.stats_tags']);
 
 export function snakeCase(key: string): string {
@@ -84,6 +86,15 @@ function mergeInto(dst: Record<string, unknown>, src: Record<string, unknown>, p
         else mergeInto(match, item, `${childPath}[name=${name}]`, origin, origins, problems);
       }
       continue;
+    }
+    if (ONEOF_KEYS.has(key) && isMap(existing) && isMap(value)) {
+      // An address is a protobuf oneof (pipe, socket_address, ...): a different branch replaces, never adds.
+      const mine = Object.keys(existing);
+      const theirs = Object.keys(value).filter((k) => !mine.includes(k));
+      if (theirs.length > 0) {
+        problems.push(`${origin}: sets ${childPath}.${theirs[0]}, which ${ownerOf(childPath, origins)} already sets as ${childPath}.${mine[0]}`);
+        continue;
+      }
     }
     if (isMap(existing) && isMap(value) && !OPAQUE_KEYS.has(key)) {
       mergeInto(existing, value, childPath, origin, origins, problems);

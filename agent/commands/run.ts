@@ -81,13 +81,13 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
   logger.info('agent starting', { version: agentVersion, mode: config.mode, configuration: effectiveConfiguration(env) });
   if (config.unknownVariables.length > 0) logger.warn('ignoring variables the agent does not know (typos?)', { variables: config.unknownVariables });
 
-  const version = await envoyVersion(config.envoyBinary);
-  logger.info('found Envoy', { binary: config.envoyBinary, version });
   const platform = await collectPlatform({
     metadataUri: config.mode === 'ecs' ? config.ecs.metadataUri : null,
     warn: (msg, err) => logger.warn(msg, { err }),
   });
   const rendered = renderBootstrap(config, platform);
+  const version = await envoyVersion(config.envoyBinary);
+  logger.info('found Envoy', { binary: config.envoyBinary, version });
   const ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }) }) : null;
 
   // Nothing above wrote a file: bad input stops the agent with the disk as it was.

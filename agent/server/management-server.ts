@@ -11,6 +11,8 @@ import type { AdminAddress } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { TokenBucket } from './rate-limiter.ts';
+import { EnvoyAdminError } from '../envoy/admin-client.ts';
+import { PrometheusParseError } from '../stats/prometheus-text.ts';
 import { routes, type Reply, type RouteContext } from './routes.ts';
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -61,7 +63,13 @@ export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req:
     ]);
     return { ...reply, path: route.path };
   } catch (err) {
-    return { path: route.path, status: 503, body: `Envoy is not answering: ${(err as Error).message}\n`, contentType: TEXT };
+    if (err instanceof EnvoyAdminError || deadline.aborted) {
+      return { path: route.path, status: 503, body: `Envoy is not answering: ${(err as Error).message}\n`, contentType: TEXT };
+    }
+    if (err instanceof PrometheusParseError) {
+      return { path: route.path, status: 502, body: `Envoy's stats could not be parsed: ${err.message}\n`, contentType: TEXT };
+    }
+    throw err;
   }
 }
 
