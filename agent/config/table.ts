@@ -191,7 +191,7 @@ export const envTable: readonly EnvVar[] = [
     parser: absolutePath,
     default: '/var/run/ecs/appnet_admin.sock',
     scope: 'all',
-    doc: 'Management interface socket (uds mode). Created with mode 0660; a stale socket file is replaced.',
+    doc: 'Management interface socket (uds mode). Created with mode 0600; a stale socket file is replaced, a live one is an error.',
   },
   {
     name: 'APPNET_AGENT_LOGGING_RESET_TIMEOUT',

@@ -1,0 +1,112 @@
+/** readConfig, the health rules, templates and the generated docs. Pure; no Envoy. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { readConfig, envTable } from '../../agent/config/index.ts';
+import { computeHealth } from '../../agent/health/compute-health.ts';
+import { declaredPlaceholders, fillTemplate, templateText } from '../../agent/bootstrap/index.ts';
+import { generatedDocs } from '../../agent/docs.ts';
+import { AgentError } from '../../agent/errors.ts';
+import { repoRoot } from '../helpers/envoy.ts';
+
+const io = { readFile: (p: string) => readFileSync(p, 'utf8') };
+const ecs = { APPMESH_XDS_ENDPOINT: 'unix:///var/run/ecs/relay/envoy_xds.sock', APPMESH_RESOURCE_ARN: 'arn:aws:ecs:us-west-2:1:task-set/c/s/ecs-svc/1' };
+
+test('readConfig applies the reference defaults and returns a deep-frozen, typed configuration', () => {
+  const c = readConfig(ecs, io);
+  assert.equal(c.mode, 'ecs');
+  assert.equal(c.drainTimeS, 20);
+  assert.equal(c.restartCount, 3);
+  assert.equal(c.health.pollIntervalMs, 10_000);
+  assert.equal(c.health.disconnectedTimeoutMs, 604_800_000);
+  assert.equal(c.envoyLogLevel, 'info');
+  assert.deepEqual(c.envoyAdmin.address, { kind: 'uds', path: '/tmp/envoy_admin.sock' });
+  assert.equal(c.agentAdmin, null, 'no management interface unless APPNET_AGENT_ADMIN_MODE is set');
+  assert.equal(Object.isFrozen(c), true);
+  assert.equal(Object.isFrozen(c.envoyAdmin.address), true);
+  assert.throws(() => {
+    (c as { drainTimeS: number }).drainTimeS = 1;
+  }, TypeError);
+});
+
+test('readConfig reads values as ECS sends them: UDS in capitals, 1 for true, surrounding spaces', () => {
+  const c = readConfig({ ...ecs, ENVOY_ADMIN_MODE: 'UDS', APPNET_AGENT_ADMIN_MODE: 'uds', ENVOY_CONCURRENCY: ' 2 ', ENABLE_ENVOY_DOG_STATSD: '1' }, io);
+  assert.equal(c.envoyAdmin.address.kind, 'uds');
+  assert.deepEqual(c.agentAdmin, { kind: 'uds', path: '/var/run/ecs/appnet_admin.sock' });
+  assert.equal(c.concurrency, 2);
+  assert.deepEqual(c.dogStatsd, { address: '127.0.0.1', port: 8125 });
+});
+
+test('APPNET_AGENT_ADMIN_MODE present but empty starts the management interface on TCP [::]:9902, as in the reference', () => {
+  assert.deepEqual(readConfig({ ...ecs, APPNET_AGENT_ADMIN_MODE: '' }, io).agentAdmin, { kind: 'tcp', host: '::', port: 9902 });
+  assert.deepEqual(readConfig({ ...ecs, APPNET_AGENT_ADMIN_MODE: 'tcp', APPNET_AGENT_HTTP_BIND_ADDRESS: '[::1]' }, io).agentAdmin, { kind: 'tcp', host: '::1', port: 9902 });
+});
+
+test('HC_POLL_INTERVAL_MS falls back to APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S when only that is set', () => {
+  assert.equal(readConfig({ ...ecs, APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S: '3' }, io).health.pollIntervalMs, 3000);
+  assert.equal(readConfig({ ...ecs, APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S: '3', HC_POLL_INTERVAL_MS: '4000' }, io).health.pollIntervalMs, 4000);
+});
+
+test('relay mode: the domain and port come from APPMESH_XDS_ENDPOINT, the curve from the partition', () => {
+  const c = readConfig({ APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true', AWS_REGION: 'eu-isoe-west-1', APPMESH_XDS_ENDPOINT: 'https://ecs-sc.example:8443' }, io);
+  assert.equal(c.relay?.domain, 'ecs-sc.example');
+  assert.equal(c.relay?.port, 8443);
+  assert.equal(c.relay?.tlsCurve, 'P-384');
+  assert.equal(readConfig({ APPNET_ENABLE_RELAY_MODE_FOR_XDS: '1', AWS_REGION: 'cn-north-1' }, io).relay?.domain, 'ecs-sc.cn-north-1.api.amazonwebservices.com.cn');
+});
+
+test('readConfig collects every problem into one error instead of stopping at the first', () => {
+  const err = (() => {
+    try {
+      readConfig({ ...ecs, LISTENER_DRAIN_WAIT_TIME_S: 'x', HC_POLL_INTERVAL_MS: 'y' }, io);
+    } catch (e) {
+      return e;
+    }
+    return null;
+  })();
+  assert.ok(err instanceof AgentError);
+  assert.equal(err.code, 'AGENT_ERR_CONFIG');
+  assert.equal(err.exitCode, 2);
+  assert.equal(err.problems.length, 2);
+});
+
+test('variables with the agent prefixes that it does not know are reported (likely typos)', () => {
+  assert.deepEqual(readConfig({ ...ecs, APPNET_AGENT_ADMIN_MOD: 'uds', HOME: '/root' }, io).unknownVariables, ['APPNET_AGENT_ADMIN_MOD']);
+});
+
+test('every table row has a default its own parser accepts', () => {
+  for (const row of envTable) {
+    if (row.default === undefined) continue;
+    assert.equal(row.parser.parse(row.default).ok, true, `${row.name} default ${row.default}`);
+  }
+});
+
+test('health: LIVE is HEALTHY; anything else is UNHEALTHY with a reason (reference cases)', () => {
+  const base = { mode: 'ecs' as const, connected: true, disconnectedSinceMs: null, listenerCreateFailures: 0, nowMs: 0, disconnectedTimeoutMs: 3_600_000 };
+  assert.deepEqual(computeHealth({ ...base, envoyState: 'LIVE' }), { status: 'HEALTHY', reasons: [] });
+  assert.equal(computeHealth({ ...base, envoyState: 'UNREACHABLE' }).status, 'UNHEALTHY');
+  assert.deepEqual(computeHealth({ ...base, envoyState: 'INITIALIZING' }).reasons, ['Envoy is INITIALIZING, not LIVE']);
+  assert.equal(computeHealth({ ...base, envoyState: 'LIVE', listenerCreateFailures: 1 }).status, 'UNHEALTHY');
+  const day = 86_400_000;
+  const disconnected = { ...base, envoyState: 'LIVE', connected: false, nowMs: 31 * day, disconnectedTimeoutMs: 7 * day };
+  assert.equal(computeHealth({ ...disconnected, disconnectedSinceMs: 31 * day - 30 * 60_000 }).status, 'HEALTHY', 'disconnected 30 min');
+  assert.equal(computeHealth({ ...disconnected, disconnectedSinceMs: day }).status, 'UNHEALTHY', 'disconnected 30 days');
+  assert.equal(computeHealth({ ...disconnected, mode: 'relay', disconnectedSinceMs: day }).status, 'HEALTHY', 'relay ignores the control plane');
+  assert.equal(computeHealth({ ...disconnected, connected: null, disconnectedSinceMs: null }).status, 'HEALTHY', 'never observed: disconnected since now, no crash');
+});
+
+test('the relay template declares exactly the placeholders it uses, and filling it leaves none', () => {
+  const text = templateText('relay');
+  const values = Object.fromEntries(declaredPlaceholders(text).map((k) => [k, `value-of-${k}`]));
+  const filled = JSON.stringify(fillTemplate('relay', values));
+  assert.doesNotMatch(filled, /\$\{/);
+  assert.throws(() => fillTemplate('relay', { ...values, EXTRA: 1 }), /undeclared placeholder \$\{EXTRA\}/);
+  const { REGION: _omitted, ...missing } = values;
+  assert.throws(() => fillTemplate('relay', missing), /no value for placeholder \$\{REGION\}/);
+});
+
+test('docs/ reference pages match the code that generates them (run `npm run docs` when this fails)', () => {
+  for (const [path, content] of Object.entries(generatedDocs())) {
+    assert.ok(readFileSync(`${repoRoot}/${path}`, 'utf8') === content, `${path} is stale: run npm run docs`);
+  }
+});
