@@ -34,7 +34,7 @@ export function computeDelta(previous: Snapshot | null, next: Snapshot): Family[
         const before = oldSamples.get(labels);
         samples.set(labels, before === undefined || value < before ? value : value - before);
       }
-      out.push({ name: fam.name, type: 'counter', samples });
+      out.push({ name: fam.name, type: 'counter', samples, ...(fam.canonical ? { canonical: true } : {}) });
       continue;
     }
     const oldSamples = old.samples as Map<string, Histogram>;
@@ -42,19 +42,19 @@ export function computeDelta(previous: Snapshot | null, next: Snapshot): Family[
     for (const [labels, h] of fam.samples as Map<string, Histogram>) {
       samples.set(labels, histogramDelta(oldSamples.get(labels), h));
     }
-    out.push({ name: fam.name, type: 'histogram', samples });
+    out.push({ name: fam.name, type: 'histogram', samples, ...(fam.canonical ? { canonical: true } : {}) });
   }
   return out;
 }
 
 function histogramDelta(before: Histogram | undefined, after: Histogram): Histogram {
-  if (before === undefined || before.buckets.length !== after.buckets.length || after.count < before.count) return after;
-  const buckets: Array<[string, number]> = [];
-  for (let i = 0; i < after.buckets.length; i++) {
-    const [le, count] = after.buckets[i] as [string, number];
-    const [oldLe, oldCount] = before.buckets[i] as [string, number];
-    if (le !== oldLe || count < oldCount) return after;
-    buckets.push([le, count - oldCount]);
+  if (before === undefined || before.counts.length !== after.counts.length || after.count < before.count) return after;
+  const counts: number[] = new Array<number>(after.counts.length);
+  for (let i = 0; i < after.counts.length; i++) {
+    const now = after.counts[i] as number;
+    const then = before.counts[i] as number;
+    if (after.les[i] !== before.les[i] || now < then) return after;
+    counts[i] = now - then;
   }
-  return { buckets, sum: Math.max(0, after.sum - before.sum), count: after.count - before.count };
+  return { les: after.les, counts, sum: Math.max(0, after.sum - before.sum), count: after.count - before.count };
 }

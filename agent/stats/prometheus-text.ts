@@ -7,15 +7,21 @@
 export type ScalarType = 'counter' | 'gauge' | 'untyped';
 
 export interface Histogram {
-  /** Upper bounds as printed (`0.5`, `+Inf`) and cumulative counts, in order. */
-  readonly buckets: Array<[le: string, count: number]>;
+  /** Upper bounds as printed (`0.5`, `+Inf`), in order; the array is shared by the series of a family. */
+  readonly les: readonly string[];
+  /** Cumulative counts, one per bound. */
+  readonly counts: number[];
   sum: number;
   count: number;
 }
 
+/**
+ * `canonical`: every key is `name="value",...` with names sorted and the same names at each position across the
+ * family, as the agent builds the Service Connect metrics; the renderer then uses keys as they are.
+ */
 export type Family =
-  | { readonly name: string; readonly type: ScalarType; readonly samples: Map<string, number> }
-  | { readonly name: string; readonly type: 'histogram'; readonly samples: Map<string, Histogram> };
+  | { readonly name: string; readonly type: ScalarType; readonly samples: Map<string, number>; readonly canonical?: boolean }
+  | { readonly name: string; readonly type: 'histogram'; readonly samples: Map<string, Histogram>; readonly canonical?: boolean };
 
 export interface ParseOptions {
   /** Keep only families whose name starts with this prefix. */
@@ -51,23 +57,32 @@ export function parseLabels(raw: string, line = 0): Array<[string, string]> {
   return pairs;
 }
 
-function findLabelsEnd(line: string, open: number): number {
-  let inQuotes = false;
-  for (let i = open + 1; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (inQuotes) {
-      if (c === 92) i++;
-      else if (c === 34) inQuotes = false;
-    } else if (c === 34) inQuotes = true;
-    else if (c === 125) return i;
-  }
-  return -1;
+/**
+ * `text.startsWith(needle, at)`, as a loop: on a string of megabytes V8 runs startsWith with a position through a
+ * slow path, and this is the parser's innermost test.
+ */
+function matchesAt(text: string, needle: string, at: number): boolean {
+  const n = needle.length;
+  for (let i = 0; i < n; i++) if (text.charCodeAt(at + i) !== needle.charCodeAt(i)) return false;
+  return true;
 }
 
-function parseValue(text: string, lineNo: number): number {
-  const t = text.trim();
-  const space = t.indexOf(' ');
-  const v = space < 0 ? t : t.slice(0, space); // an optional timestamp may follow
+/** Reads a sample value between offsets: integers directly from the text, anything else through Number. */
+function readValue(text: string, from: number, to: number, lineNo: number): number {
+  let i = from;
+  while (i < to && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  // Integers (nearly every Envoy value) are read in place, stopping at the line end or a timestamp.
+  let n = 0;
+  let j = i;
+  for (; j < to && j - i < 16; j++) {
+    const c = text.charCodeAt(j) - 48;
+    if (c < 0 || c > 9) break;
+    n = n * 10 + c;
+  }
+  if (j > i && (j === to || text.charCodeAt(j) === 32)) return n;
+  let stop = text.indexOf(' ', i);
+  if (stop < 0 || stop > to) stop = to;
+  const v = text.slice(i, stop); // an optional timestamp may follow the value
   if (v === '+Inf' || v === 'Inf') return Infinity;
   if (v === '-Inf') return -Infinity;
   if (v === 'NaN') return NaN;
@@ -81,53 +96,97 @@ export function parsePrometheus(text: string, opts: ParseOptions = {}): Map<stri
   const families = new Map<string, Family>();
   let current: Family | null = null;
   let currentRawName = '';
+  /** The bounds of the last finished series of the current histogram family, shared when the next one matches. */
+  let sharedLes: string[] | null = null;
+  let lastKey: string | null = null;
+  let lastHistogram: { les: string[]; counts: number[]; sum: number; count: number } | undefined;
   let lineNo = 0;
   let pos = 0;
   const len = text.length;
+  // Works on offsets into `text` rather than slicing each line: at a few hundred thousand lines, the slices and
+  // their garbage were most of the cost.
   while (pos < len) {
     let end = text.indexOf('\n', pos);
     if (end < 0) end = len;
-    const line = text.slice(pos, end);
-    pos = end + 1;
     lineNo++;
-    if (line.length === 0) continue;
-    if (line.charCodeAt(0) === 35) {
+    const lineStart = pos;
+    pos = end + 1;
+    if (end === lineStart) continue;
+    if (text.charCodeAt(lineStart) === 35) {
       // '#'
-      if (line.startsWith('# TYPE ')) {
-        const rest = line.slice(7);
+      if (text.startsWith('# TYPE ', lineStart)) {
+        const rest = text.slice(lineStart + 7, end);
         const sp = rest.indexOf(' ');
         const rawName = sp < 0 ? rest : rest.slice(0, sp);
         const type = (sp < 0 ? 'untyped' : rest.slice(sp + 1).trim().toLowerCase()) as Family['type'] | 'summary';
+        lastKey = null;
+        sharedLes = null;
+        currentRawName = rawName;
         if (!rawName.startsWith(prefix) || type === 'summary') {
           current = null;
-          currentRawName = rawName;
           continue;
         }
         if (type !== 'counter' && type !== 'gauge' && type !== 'untyped' && type !== 'histogram') throw new PrometheusParseError(lineNo, `unknown type ${type}`);
         const name = opts.stripPrefix ? rawName.slice(prefix.length) : rawName;
         current = type === 'histogram' ? { name, type, samples: new Map<string, Histogram>() } : { name, type, samples: new Map<string, number>() };
-        currentRawName = rawName;
         families.set(name, current);
       }
       continue;
     }
-    if (!line.startsWith(prefix)) continue;
-    const brace = line.indexOf('{');
-    const space = line.indexOf(' ');
+    if (!matchesAt(text, prefix, lineStart)) continue;
+    let brace = text.indexOf('{', lineStart);
+    if (brace >= end) brace = -1;
+    let space = text.indexOf(' ', lineStart);
+    if (space >= end) space = -1;
     const nameEnd = brace >= 0 && (space < 0 || brace < space) ? brace : space;
     if (nameEnd < 0) throw new PrometheusParseError(lineNo, 'sample without a value');
-    const sampleName = line.slice(0, nameEnd);
-    let labels = '';
     let valueStart = nameEnd;
+    let close = -1;
     if (nameEnd === brace) {
-      const close = findLabelsEnd(line, brace);
-      if (close < 0) throw new PrometheusParseError(lineNo, 'unterminated labels');
-      labels = line.slice(brace + 1, close);
+      // The value after the labels never contains '}', so the last one closes the labels, whatever the values hold.
+      close = text.lastIndexOf('}', end - 1);
+      if (close < brace) throw new PrometheusParseError(lineNo, 'unterminated labels');
       valueStart = close + 1;
     }
-    const value = parseValue(line.slice(valueStart), lineNo);
-    if (current === null || !sampleName.startsWith(currentRawName)) {
+    const value = readValue(text, valueStart, end, lineNo);
+    const nameLen = nameEnd - lineStart;
+    const isHistogramLine = current !== null && current.type === 'histogram' && nameLen > currentRawName.length && matchesAt(text, currentRawName, lineStart);
+    if (isHistogramLine && close > brace && nameLen === currentRawName.length + 7) {
+      // A bucket line: compare in place with the series and bounds seen last, slicing only when they differ.
+      const at = text.lastIndexOf('le="', close);
+      if (at > brace && (at === brace + 1 || text.charCodeAt(at - 1) === 44) && text.charCodeAt(close - 1) === 34 && text.indexOf('"', at + 4) === close - 1) {
+        const keyLen = at === brace + 1 ? 0 : at - 1 - (brace + 1);
+        let h: typeof lastHistogram;
+        if (lastKey !== null && lastKey.length === keyLen && matchesAt(text, lastKey, brace + 1)) h = lastHistogram;
+        else {
+          const key = text.slice(brace + 1, brace + 1 + keyLen);
+          h = (current as Extract<Family, { type: 'histogram' }>).samples.get(key) as typeof lastHistogram;
+          if (h === undefined) {
+            h = { les: sharedLes ?? [], counts: [], sum: 0, count: 0 };
+            (current as Extract<Family, { type: 'histogram' }>).samples.set(key, h);
+          }
+          lastKey = key;
+        }
+        lastHistogram = h as NonNullable<typeof lastHistogram>;
+        const series = lastHistogram;
+        const i = series.counts.length;
+        const leLen = close - 1 - (at + 4);
+        if (series.les === sharedLes) {
+          const expected = sharedLes[i];
+          if (expected === undefined || expected.length !== leLen || !matchesAt(text, expected, at + 4)) {
+            series.les = sharedLes.slice(0, i);
+            series.les.push(text.slice(at + 4, close - 1));
+          }
+        } else series.les.push(text.slice(at + 4, close - 1));
+        series.counts.push(value);
+        continue;
+      }
+    }
+    const labels = close > brace ? text.slice(brace + 1, close) : '';
+    const inFamily = current !== null && nameLen >= currentRawName.length && matchesAt(text, currentRawName, lineStart);
+    if (!inFamily || current === null) {
       // A sample with no TYPE line: an untyped family of its own.
+      const sampleName = text.slice(lineStart, nameEnd);
       const name = opts.stripPrefix ? sampleName.slice(prefix.length) : sampleName;
       let fam = families.get(name);
       if (fam === undefined) {
@@ -138,29 +197,52 @@ export function parsePrometheus(text: string, opts: ParseOptions = {}): Map<stri
       continue;
     }
     if (current.type !== 'histogram') {
+      if (nameLen !== currentRawName.length) throw new PrometheusParseError(lineNo, `sample ${text.slice(lineStart, nameEnd)} inside family ${currentRawName}`);
       current.samples.set(labels, value);
       continue;
     }
-    const suffix = sampleName.slice(currentRawName.length);
+    const suffix = text.slice(lineStart + currentRawName.length, nameEnd);
     let key = labels;
     let le: string | null = null;
     if (suffix === '_bucket') {
-      const pairs = parseLabels(labels, lineNo);
-      const idx = pairs.findIndex(([k]) => k === 'le');
-      if (idx < 0) throw new PrometheusParseError(lineNo, 'histogram bucket without le');
-      le = pairs[idx]?.[1] ?? '';
-      pairs.splice(idx, 1);
-      key = pairs.map(([k, v]) => `${k}="${v}"`).join(',');
+      // Fast path: Envoy (like most exporters) prints le last: `a="x",le="0.5"`.
+      const at = labels.lastIndexOf('le="');
+      if (at >= 0 && (at === 0 || labels.charCodeAt(at - 1) === 44) && labels.charCodeAt(labels.length - 1) === 34 && labels.indexOf('"', at + 4) === labels.length - 1) {
+        le = labels.slice(at + 4, labels.length - 1);
+        key = at === 0 ? '' : labels.slice(0, at - 1);
+      } else {
+        const pairs = parseLabels(labels, lineNo);
+        const idx = pairs.findIndex(([k]) => k === 'le');
+        if (idx < 0) throw new PrometheusParseError(lineNo, 'histogram bucket without le');
+        le = pairs[idx]?.[1] ?? '';
+        pairs.splice(idx, 1);
+        key = pairs.map(([k, v]) => `${k}="${v}"`).join(',');
+      }
     }
-    let h = current.samples.get(key);
+    // Consecutive lines of one series (its buckets, sum, count) reuse the last lookup.
+    let h = key === lastKey ? lastHistogram : (current.samples.get(key) as typeof lastHistogram);
     if (h === undefined) {
-      h = { buckets: [], sum: 0, count: 0 };
+      // Series of a family nearly always have the same bounds: share the first complete series' list.
+      h = { les: sharedLes ?? [], counts: [], sum: 0, count: 0 };
       current.samples.set(key, h);
     }
-    if (suffix === '_bucket' && le !== null) h.buckets.push([le, value]);
-    else if (suffix === '_sum') h.sum = value;
-    else if (suffix === '_count') h.count = value;
-    else throw new PrometheusParseError(lineNo, `unexpected histogram sample ${sampleName}`);
+    lastKey = key;
+    lastHistogram = h;
+    if (suffix === '_bucket' && le !== null) {
+      const i = h.counts.length;
+      if (h.les === sharedLes) {
+        // Only a series' own list is ever appended to; the shared one is copied when a series departs from it.
+        if (sharedLes[i] !== le) {
+          h.les = sharedLes.slice(0, i);
+          h.les.push(le);
+        }
+      } else h.les.push(le);
+      h.counts.push(value);
+    } else if (suffix === '_sum') h.sum = value;
+    else if (suffix === '_count') {
+      h.count = value;
+      if (sharedLes === null && h.les.length > 0) sharedLes = h.les;
+    } else throw new PrometheusParseError(lineNo, `unexpected histogram sample ${text.slice(lineStart, nameEnd)}`);
   }
   return families;
 }
@@ -174,7 +256,11 @@ export function formatValue(v: number): string {
 
 function sortedLabelPairs(raw: string): Array<[string, string]> {
   if (raw === '') return [];
-  return parseLabels(raw).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const pairs = parseLabels(raw);
+  for (let i = 1; i < pairs.length; i++) {
+    if ((pairs[i - 1]?.[0] ?? '') > (pairs[i]?.[0] ?? '')) return pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+  return pairs; // already in order, as the Service Connect metrics are built
 }
 
 function compareLabelValues(a: Array<[string, string]>, b: Array<[string, string]>): number {
@@ -187,11 +273,6 @@ function compareLabelValues(a: Array<[string, string]>, b: Array<[string, string
   return a.length - b.length;
 }
 
-function labelText(pairs: Array<[string, string]>, extra?: [string, string]): string {
-  const all = extra ? [...pairs, extra] : pairs;
-  return all.length === 0 ? '' : `{${all.map(([k, v]) => `${k}="${v}"`).join(',')}}`;
-}
-
 /**
  * Renders families in the metrics_extension output format: families sorted by name, each after a blank line with
  * its `# TYPE` line; label pairs sorted by name, series sorted by label values; histograms with every bucket
@@ -202,21 +283,30 @@ export function renderPrometheus(families: Iterable<Family>): string {
   const out: string[] = [];
   for (const fam of sorted) {
     out.push(`\n# TYPE ${fam.name} ${fam.type}\n`);
-    const series = [...fam.samples.keys()].map((raw) => ({ raw, pairs: sortedLabelPairs(raw) })).sort((a, b) => compareLabelValues(a.pairs, b.pairs));
+    const series = fam.canonical
+      ? [...fam.samples.keys()].sort().map((raw) => ({ raw, base: raw }))
+      : [...fam.samples.keys()]
+          .map((raw) => ({ raw, pairs: sortedLabelPairs(raw) }))
+          .sort((a, b) => compareLabelValues(a.pairs, b.pairs))
+          .map(({ raw, pairs }) => ({ raw, base: pairs.map(([k, v]) => `${k}="${v}"`).join(',') }));
     if (fam.type === 'histogram') {
-      for (const { raw, pairs } of series) {
+      const bucketName = `${fam.name}_bucket{`;
+      for (const { raw, base } of series) {
         const h = fam.samples.get(raw) as Histogram;
+        const open = base === '' ? bucketName : `${bucketName}${base},`;
+        const plain = base === '' ? '' : `{${base}}`;
         let hasInf = false;
-        for (const [le, count] of h.buckets) {
+        let text = '';
+        for (let i = 0; i < h.counts.length; i++) {
+          const le = h.les[i];
           if (le === '+Inf') hasInf = true;
-          out.push(`${fam.name}_bucket${labelText(pairs, ['le', le])} ${formatValue(count)}\n`);
+          text += `${open}le="${le}"} ${formatValue(h.counts[i] as number)}\n`;
         }
-        if (!hasInf) out.push(`${fam.name}_bucket${labelText(pairs, ['le', '+Inf'])} ${formatValue(h.count)}\n`);
-        out.push(`${fam.name}_sum${labelText(pairs)} ${formatValue(h.sum)}\n`);
-        out.push(`${fam.name}_count${labelText(pairs)} ${formatValue(h.count)}\n`);
+        if (!hasInf) text += `${open}le="+Inf"} ${formatValue(h.count)}\n`;
+        out.push(`${text}${fam.name}_sum${plain} ${formatValue(h.sum)}\n${fam.name}_count${plain} ${formatValue(h.count)}\n`);
       }
     } else {
-      for (const { raw, pairs } of series) out.push(`${fam.name}${labelText(pairs)} ${formatValue(fam.samples.get(raw) as number)}\n`);
+      for (const { raw, base } of series) out.push(`${fam.name}${base === '' ? '' : `{${base}}`} ${formatValue(fam.samples.get(raw) as number)}\n`);
     }
   }
   return out.join('');

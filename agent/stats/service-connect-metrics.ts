@@ -15,7 +15,6 @@
  *   `ServiceName` and `ClusterName`.
  */
 import type { Family, Histogram } from './prometheus-text.ts';
-import { parseLabels } from './prometheus-text.ts';
 
 /** Stat-name regex for Envoy's `filter` parameter: only what the metrics extension reads. */
 export const METRICS_EXTENSION_STATS_FILTER = '^(appmesh\\.|http\\.scin_|tcp\\.scin_|cluster\\.scout_)';
@@ -36,8 +35,8 @@ interface Rule {
   /** Envoy families summed into the metric. */
   readonly sources: readonly string[];
   readonly protocols?: readonly Protocol[];
-  /** Only samples with these label values. */
-  readonly where?: Readonly<Record<string, string>>;
+  /** Only samples of this response code class (envoy_response_code_class: 2 for 2xx, ...). */
+  readonly codeClass?: '2' | '3' | '4' | '5';
 }
 
 const HTTP: readonly Protocol[] = ['http', 'http2', 'grpc'];
@@ -57,7 +56,7 @@ export const SERVICE_CONNECT_METRICS: readonly Rule[] = [
   { metric: 'TargetResponseTime', type: 'histogram', side: 'in', sources: ['envoy_http_downstream_rq_time'], protocols: HTTP },
   { metric: 'RequestCountPerTarget', type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_rq_total'], protocols: HTTP },
   ...(['2', '3', '4', '5'] as const).map(
-    (c): Rule => ({ metric: `HTTPCode_Target_${c}XX_Count`, type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_rq_xx'], protocols: ['http', 'http2'], where: { envoy_response_code_class: c } }),
+    (c): Rule => ({ metric: `HTTPCode_Target_${c}XX_Count`, type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_rq_xx'], protocols: ['http', 'http2'], codeClass: c }),
   ),
   { metric: 'TargetProcessedBytes', type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_cx_rx_bytes_total', 'envoy_cluster_upstream_cx_tx_bytes_total'] },
   { metric: 'TargetResponseTime', type: 'histogram', side: 'out', sources: ['envoy_cluster_upstream_rq_time'], protocols: HTTP },
@@ -75,15 +74,52 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
+/** The escaped value of label `name` in a raw label string, without parsing the others. */
+function labelValue(raw: string, name: string): string | null {
+  let at = raw.indexOf(`${name}="`);
+  while (at > 0 && raw.charCodeAt(at - 1) !== 44) at = raw.indexOf(`${name}="`, at + 1);
+  if (at < 0) return null;
+  const start = at + name.length + 2;
+  let end = start;
+  while (end < raw.length && raw.charCodeAt(end) !== 34) end += raw.charCodeAt(end) === 92 ? 2 : 1;
+  return raw.slice(start, end);
+}
+
+interface Identity {
+  readonly side: Side;
+  readonly protocol: Protocol;
+  readonly name: string;
+}
+
 /** Identity of a sample: direction, protocol and discovery name, from its prefix or cluster label. */
-function identify(pairs: Array<[string, string]>): { side: Side; protocol: Protocol; name: string } | null {
-  for (const [k, v] of pairs) {
-    if (!IDENTITY_LABELS.includes(k)) continue;
+function identify(raw: string): Identity | null {
+  for (const label of IDENTITY_LABELS) {
+    const v = labelValue(raw, label);
+    if (v === null) continue;
     const m = NAME_PATTERN.exec(v);
     if (m !== null) return { side: m[1] === 'in' ? 'in' : 'out', protocol: m[2] as Protocol, name: m[3] ?? '' };
   }
   return null;
 }
+
+/** The output label set for an identity: names in sorted order, so the renderer need not sort them. */
+function identityKey(id: Identity | null, extra: ReadonlyArray<[string, string]>): { id: Identity; key: string } | null {
+  if (id === null) return null;
+  const pairs: Array<[string, string]> = [
+    ['Direction', id.side === 'in' ? 'ingress' : 'egress'],
+    [id.side === 'in' ? 'DiscoveryName' : 'TargetDiscoveryName', id.name],
+    ...extra.map(([k, v]): [string, string] => [k, escapeLabel(v)]),
+  ];
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return { id, key: pairs.map(([k, v]) => `${k}="${v}"`).join(',') };
+}
+
+/** Rules by the Envoy family they read, so each family is walked once however many metrics it feeds. */
+const RULES_BY_SOURCE: ReadonlyMap<string, readonly Rule[]> = (() => {
+  const m = new Map<string, Rule[]>();
+  for (const rule of SERVICE_CONNECT_METRICS) for (const source of rule.sources) m.set(source, [...(m.get(source) ?? []), rule]);
+  return m;
+})();
 
 export function deriveServiceConnectMetrics(envoyFamilies: ReadonlyMap<string, Family>, labels: MetricLabels = {}): Map<string, Family> {
   const out = new Map<string, Family>();
@@ -94,29 +130,41 @@ export function deriveServiceConnectMetrics(envoyFamilies: ReadonlyMap<string, F
     }
   }
   const extra = Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '');
-  for (const rule of SERVICE_CONNECT_METRICS) {
+  /** Each raw label set is identified once, however many families and rules see it. */
+  const identities = new Map<string, { id: Identity; key: string } | null>();
+  const targetFor = (rule: Rule): Family => {
     let target = out.get(rule.metric);
-    for (const source of rule.sources) {
-      const fam = envoyFamilies.get(source);
-      if (fam === undefined) continue;
-      for (const [raw, value] of fam.samples) {
-        const pairs = parseLabels(raw);
-        if (rule.where && !Object.entries(rule.where).every(([k, v]) => pairs.some(([pk, pv]) => pk === k && pv === v))) continue;
-        const id = identify(pairs);
-        if (id === null || id.side !== rule.side || (rule.protocols && !rule.protocols.includes(id.protocol))) continue;
-        const key = [
-          `Direction="${id.side === 'in' ? 'ingress' : 'egress'}"`,
-          `${id.side === 'in' ? 'DiscoveryName' : 'TargetDiscoveryName'}="${escapeLabel(id.name)}"`,
-          ...extra.map(([k, v]) => `${k}="${escapeLabel(v)}"`),
-        ].join(',');
-        if (target === undefined) {
-          target = rule.type === 'histogram' ? { name: rule.metric, type: 'histogram', samples: new Map() } : { name: rule.metric, type: rule.type, samples: new Map() };
-          out.set(rule.metric, target);
+    if (target === undefined) {
+      target =
+        rule.type === 'histogram'
+          ? { name: rule.metric, type: 'histogram', samples: new Map(), canonical: true }
+          : { name: rule.metric, type: rule.type, samples: new Map(), canonical: true };
+      out.set(rule.metric, target);
+    }
+    return target;
+  };
+  for (const [source, rules] of RULES_BY_SOURCE) {
+    const fam = envoyFamilies.get(source);
+    if (fam === undefined) continue;
+    for (const [raw, value] of fam.samples) {
+      let seen = identities.get(raw);
+      if (seen === undefined) {
+        seen = identityKey(identify(raw), extra);
+        identities.set(raw, seen);
+      }
+      if (seen === null) continue;
+      const { id, key } = seen;
+      let codeClass: string | null | undefined;
+      for (const rule of rules) {
+        if (id.side !== rule.side || (rule.protocols !== undefined && !rule.protocols.includes(id.protocol))) continue;
+        if (rule.codeClass !== undefined) {
+          codeClass ??= labelValue(raw, 'envoy_response_code_class');
+          if (codeClass !== rule.codeClass) continue;
         }
+        const target = targetFor(rule);
         if (target.type === 'histogram') {
-          if (typeof value === 'number') continue;
-          const h = value as Histogram;
-          target.samples.set(key, { buckets: h.buckets.map(([le, c]) => [le, c]), sum: h.sum, count: h.count });
+          // Shared, not copied: snapshots are never mutated after they are taken.
+          if (typeof value !== 'number') target.samples.set(key, value as Histogram);
         } else if (typeof value === 'number') {
           const samples = target.samples as Map<string, number>;
           samples.set(key, (samples.get(key) ?? 0) + value);
@@ -147,7 +195,7 @@ export function renderMetricsDoc(): string {
     '|---|---|---|---|---|',
   ];
   for (const r of SERVICE_CONNECT_METRICS) {
-    const where = r.where ? ` where ${Object.entries(r.where).map(([k, v]) => `${k}="${v}"`).join(', ')}` : '';
+    const where = r.codeClass ? ` where envoy_response_code_class="${r.codeClass}"` : '';
     lines.push(`| \`${r.metric}\` | ${r.type} | ${r.side === 'in' ? 'ingress' : 'egress'} | ${(r.protocols ?? ['all']).join(', ')} | ${r.sources.map((s) => `\`${s}\``).join(' + ')}${where} |`);
   }
   lines.push('');

@@ -76,7 +76,7 @@ test('delta: counters subtract; gauges pass through; a new series counts in full
 test('delta: histograms subtract bucket by bucket with sum and count (reference test vector)', () => {
   const h = (a: number, s: number) => `# TYPE h histogram\nh_bucket{le="0.5"} ${a}\nh_bucket{le="+Inf"} ${a}\nh_sum ${s}\nh_count ${a}\n`;
   const d = computeDelta(snapshot(1, h(1, 1.0)), snapshot(1, h(3, 13.5)));
-  assert.deepEqual(value(d, 'h'), { buckets: [['0.5', 2], ['+Inf', 2]], sum: 12.5, count: 2 });
+  assert.deepEqual(value(d, 'h'), { les: ['0.5', '+Inf'], counts: [2, 2], sum: 12.5, count: 2 });
 });
 
 test('delta: a counter that went down (reset_counters) counts from zero instead of going negative', () => {
@@ -87,7 +87,7 @@ test('delta: a counter that went down (reset_counters) counts from zero instead 
 test('delta: a histogram whose counts went down is a reset, never a wrapped uint64', () => {
   const h = (a: number) => `# TYPE h histogram\nh_bucket{le="1"} ${a}\nh_bucket{le="+Inf"} ${a}\nh_sum ${a}\nh_count ${a}\n`;
   const d = computeDelta(snapshot(1, h(10)), snapshot(1, h(2)));
-  assert.deepEqual(value(d, 'h'), { buckets: [['1', 2], ['+Inf', 2]], sum: 2, count: 2 });
+  assert.deepEqual(value(d, 'h'), { les: ['1', '+Inf'], counts: [2, 2], sum: 2, count: 2 });
 });
 
 test('delta: a snapshot from a new Envoy process is compared with zero, even when its counters are higher', () => {
@@ -142,4 +142,20 @@ test("Service Connect metrics come from Envoy's own stats of scin_/scout_ listen
 test('an empty metrics_extension answer is valid Prometheus text', () => {
   assert.equal(renderPrometheus([]), '');
   assert.equal(promtoolCheck('').parseError, null);
+});
+
+test('histogram series with different bounds in one family keep their own bounds', () => {
+  const text = [
+    '# TYPE h histogram',
+    'h_bucket{s="a",le="1"} 1', 'h_bucket{s="a",le="+Inf"} 1', 'h_sum{s="a"} 1', 'h_count{s="a"} 1',
+    'h_bucket{s="b",le="1"} 2', 'h_bucket{s="b",le="5"} 3', 'h_bucket{s="b",le="+Inf"} 4', 'h_sum{s="b"} 9', 'h_count{s="b"} 4',
+    'h_bucket{s="c",le="1"} 5', 'h_bucket{s="c",le="+Inf"} 5', 'h_sum{s="c"} 5', 'h_count{s="c"} 5',
+    '',
+  ].join('\n');
+  const h = parsePrometheus(text).get('h');
+  assert.ok(h?.type === 'histogram');
+  assert.deepEqual(h.samples.get('s="a"')?.les, ['1', '+Inf']);
+  assert.deepEqual(h.samples.get('s="b"')?.les, ['1', '5', '+Inf']);
+  assert.deepEqual(h.samples.get('s="c"')?.les, ['1', '+Inf']);
+  assert.equal(renderPrometheus(parsePrometheus(renderPrometheus([h])).values()), renderPrometheus([h]));
 });
