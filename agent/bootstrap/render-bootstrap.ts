@@ -59,8 +59,9 @@ export function serviceConnectStatsTags(): Array<{ tag_name: string; regex: stri
   return tags;
 }
 
+/** Renders the agent's bootstrap; with a user bootstrap (ENVOY_CONFIG_FILE) there is nothing to render. */
 export function renderBootstrap(config: Config, platform: Platform): RenderedBootstrap {
-  if (config.userBootstrap !== null) return { bootstrap: structuredClone(config.userBootstrap.document) as Record<string, unknown>, files: [] };
+  if (config.userBootstrap !== null) throw new Error('renderBootstrap: ENVOY_CONFIG_FILE is used as given; nothing to render');
   const files: SideFile[] = [];
   let bootstrap: Record<string, unknown>;
   if (config.mode === 'relay') {

@@ -3,7 +3,7 @@
  * __AGENT_TEMPLATES__), so the single binary needs no files beside it; from sources they are read from disk.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { yaml } from '../system/yaml.ts';
 
 declare const __AGENT_TEMPLATES__: Readonly<Record<string, string>> | undefined;
 
@@ -61,7 +61,7 @@ export function fillTemplate(name: TemplateName, values: Readonly<Record<string,
     }
     return node;
   };
-  const filled = substitute(parseYaml(text)) as Record<string, unknown>;
+  const filled = substitute(yaml().parse(text)) as Record<string, unknown>;
   for (const key of declared) {
     if (!used.has(key)) throw new Error(`template ${name}: placeholder \${${key}} is declared but not used`);
   }

@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify as toYaml } from 'yaml';
+import { yaml } from '../system/yaml.ts';
 import { readConfig, type ConfigIo, type Env } from '../config/index.ts';
 import { envoyArgs, renderBootstrap, type SideFile } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
@@ -21,7 +21,7 @@ export interface CommandIo extends ConfigIo {
 }
 
 export function serializeBootstrap(bootstrap: unknown, format: 'yaml' | 'json'): string {
-  return format === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : toYaml(bootstrap, { lineWidth: 0, aliasDuplicateObjects: false });
+  return format === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : yaml().stringify(bootstrap, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 export function parseRenderArgs(args: readonly string[]): { format: 'yaml' | 'json'; validate: boolean } {
@@ -53,8 +53,11 @@ export async function renderCommand(env: Env, args: readonly string[], io: Comma
     metadataUri: config.mode === 'ecs' ? config.ecs.metadataUri : null,
     warn: (msg, err) => io.stderr(`agent: warning: ${msg}: ${(err as Error).message}\n`),
   });
-  const { bootstrap, files } = renderBootstrap(config, platform);
-  const text = serializeBootstrap(bootstrap, opts.format);
+  // A user bootstrap is shown as given (its own text when the format is the file's own).
+  const userText = config.userBootstrap === null ? null : io.readFile(config.userBootstrap.path);
+  const { bootstrap, files } =
+    userText === null ? renderBootstrap(config, platform) : { bootstrap: yaml().parse(userText) as Record<string, unknown>, files: [] };
+  const text = userText !== null && opts.format === 'yaml' ? userText : serializeBootstrap(bootstrap, opts.format);
   io.stdout(text);
   io.stderr(`envoy command: ${[config.envoyBinary, ...envoyArgs(config)].join(' ')}\n`);
   if (!opts.validate) return 0;

@@ -12,7 +12,6 @@
  * With the defaults this ends within 26 s, inside ECS's 30 s stop timeout.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stringify as toYaml } from 'yaml';
 import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';
 import { cloudMapXdsFiles, envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
@@ -85,15 +84,16 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
     metadataUri: config.mode === 'ecs' ? config.ecs.metadataUri : null,
     warn: (msg, err) => logger.warn(msg, { err }),
   });
-  const rendered = renderBootstrap(config, platform);
+  const rendered = config.userBootstrap === null ? renderBootstrap(config, platform) : null;
   const version = await envoyVersion(config.envoyBinary);
   logger.info('found Envoy', { binary: config.envoyBinary, version });
   const ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }) }) : null;
 
   // Nothing above wrote a file: bad input stops the agent with the disk as it was.
   await ensureDirectory(config.runtimeDir);
-  if (config.userBootstrap === null) {
-    await writeFileAtomic(config.bootstrapPath, toYaml(rendered.bootstrap, { lineWidth: 0, aliasDuplicateObjects: false }), 0o600);
+  if (rendered !== null) {
+    // JSON is YAML too: Envoy reads it whatever the file is called, and the agent need not load a YAML library.
+    await writeFileAtomic(config.bootstrapPath, `${JSON.stringify(rendered.bootstrap, null, 1)}\n`, 0o600);
     await writeSideFiles(rendered.files);
   }
   if (config.mode === 'cloudmap' && ext === null) {

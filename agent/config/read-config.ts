@@ -2,7 +2,7 @@
  * readConfig(env, io): the environment (and the files it names) → one deep-frozen, typed configuration, or one
  * AgentError listing every problem as `NAME="value": rule`. Never falls back to a default on a bad value.
  */
-import { parse as parseYaml } from 'yaml';
+import { yaml } from '../system/yaml.ts';
 import { AgentError } from '../errors.ts';
 import { envTable, envTableByName, type EnvoyLogLevel } from './table.ts';
 
@@ -34,8 +34,12 @@ export interface Config {
   readonly runtimeDir: string;
   /** The file Envoy is started with. */
   readonly bootstrapPath: string;
-  /** A user bootstrap used as given (ENVOY_CONFIG_FILE, non-empty); null when the agent renders one. */
-  readonly userBootstrap: { readonly path: string; readonly document: Readonly<Record<string, unknown>> } | null;
+  /**
+   * A user bootstrap used as given (ENVOY_CONFIG_FILE, non-empty); null when the agent renders one. Only its path is
+   * kept: the agent reads its admin address from it at start and never needs the rest (a large bootstrap held for
+   * the agent's lifetime was most of its idle memory).
+   */
+  readonly userBootstrap: { readonly path: string } | null;
   readonly envoyLogLevel: EnvoyLogLevel;
   /** The agent's own level; null: follow envoyLogLevel. */
   readonly agentLogLevel: 'debug' | 'info' | 'warn' | 'error' | null;
@@ -152,7 +156,9 @@ export function readConfig(env: Env, io: ConfigIo): Config {
     }
     let doc: unknown;
     try {
-      doc = parseYaml(textContent);
+      // JSON is YAML too, and far cheaper to parse; only real YAML goes through the YAML library.
+      const trimmed = textContent.trimStart();
+      doc = trimmed.startsWith('{') ? parseJsonOrYaml(textContent) : yaml().parse(textContent);
     } catch (err) {
       problems.push(problem(variable, path, `must contain YAML or JSON (${firstLine((err as Error).message)})`));
       return null;
@@ -173,6 +179,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
   const runtimeDir = need<string>('APPNET_RUNTIME_DIR');
 
   let userBootstrap: Config['userBootstrap'] = null;
+  let userDocument: Record<string, unknown> | null = null;
   if (configFile !== undefined) {
     let content = '';
     try {
@@ -182,8 +189,19 @@ export function readConfig(env: Env, io: ConfigIo): Config {
       if (code !== 'ENOENT') problems.push(problem('ENVOY_CONFIG_FILE', configFile, `must name a readable file or a path to write (${code ?? (err as Error).message})`));
     }
     if (content.trim() !== '') {
-      const doc = readDocument('ENVOY_CONFIG_FILE', configFile, { allowEmpty: false });
-      if (doc !== null) userBootstrap = { path: configFile, document: doc };
+      const block = content.length > LARGE_BOOTSTRAP_BYTES && !content.trimStart().startsWith('{') ? topLevelBlock(content, 'admin') : null;
+      if (block !== null) {
+        // A large YAML bootstrap: only its admin block is read here (Envoy checks the whole file when it starts).
+        // Parsing all of it with the YAML library grew the agent's heap for good by tens of megabytes.
+        try {
+          userDocument = yaml().parse(block) as Record<string, unknown>;
+        } catch (err) {
+          problems.push(problem('ENVOY_CONFIG_FILE', configFile, `must contain YAML or JSON (${firstLine((err as Error).message)})`));
+        }
+      } else {
+        userDocument = readDocument('ENVOY_CONFIG_FILE', configFile, { allowEmpty: false });
+      }
+      if (userDocument !== null) userBootstrap = { path: configFile };
     }
   }
 
@@ -225,8 +243,8 @@ export function readConfig(env: Env, io: ConfigIo): Config {
     envoyAdminMode === 'uds'
       ? { kind: 'uds', path: need<string>('ENVOY_ADMIN_UDS_PATH') }
       : { kind: 'tcp', host: ipv6Admin ? '::' : need<string>('ENVOY_ADMIN_ACCESS_ADDRESS'), port: need<number>('ENVOY_ADMIN_ACCESS_PORT') };
-  if (userBootstrap !== null) {
-    const fromFile = adminAddressOf(userBootstrap.document);
+  if (userBootstrap !== null && userDocument !== null) {
+    const fromFile = adminAddressOf(userDocument);
     if (fromFile === null) {
       problems.push(problem('ENVOY_CONFIG_FILE', userBootstrap.path, "must configure admin.address (a pipe or a socket_address): the agent needs Envoy's admin interface"));
     } else {
@@ -477,6 +495,34 @@ export function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
+}
+
+/** Above this size a YAML user bootstrap is read for its admin block only. */
+const LARGE_BOOTSTRAP_BYTES = 256 * 1024;
+
+/**
+ * The lines of a top-level block mapping key (`admin:` at column 0 up to the next line at column 0), as text; null
+ * when the document does not have one in block style.
+ */
+export function topLevelBlock(text: string, key: string): string | null {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`${key}:`));
+  if (start < 0) return null;
+  let end = start + 1;
+  while (end < lines.length) {
+    const l = lines[end] ?? '';
+    if (l !== '' && !/^[\s#]/.test(l)) break;
+    end++;
+  }
+  return lines.slice(start, end).join('\n');
+}
+
+function parseJsonOrYaml(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return yaml().parse(text);
+  }
 }
 
 function firstLine(s: string): string {

@@ -58,7 +58,7 @@ export const envTable: readonly EnvVar[] = [
     name: 'ENVOY_CONFIG_FILE',
     parser: absolutePath,
     scope: 'all',
-    doc: 'A bootstrap file. When it exists and is not empty it is used as given and never rewritten, in every mode; when it is empty or missing, the rendered bootstrap is written there. Unset: the agent writes the bootstrap into APPNET_RUNTIME_DIR.',
+    doc: "A bootstrap file. When it exists and is not empty it is used as given and never rewritten, in every mode, and the agent reaches Envoy's admin at the address it names; when it is empty or missing, the rendered bootstrap is written there. Unset: the agent writes the bootstrap into APPNET_RUNTIME_DIR. YAML files over 256 KiB are read for their admin block only; Envoy checks the rest.",
     vsReference: 'relay mode no longer deletes and overwrites a user file',
   },
   {

@@ -55,11 +55,19 @@ export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req:
     }
   }
   if (route.rateLimited && !bucket.take()) return { path: route.path, status: 429, body: 'Too Many Requests\n', contentType: TEXT };
-  const deadline = AbortSignal.timeout(REQUEST_DEADLINE_MS);
+  if (!route.rateLimited) {
+    // Routes that do not call Envoy answer from the agent's own state at once: no deadline timer per request.
+    return { ...(await route.handle(ctx, url.searchParams, NEVER)), path: route.path };
+  }
+  // One timer per Envoy-calling request, cleared when it ends (AbortSignal.timeout would keep each one alive for
+  // the whole deadline: at thousands of requests a second, that was hundreds of megabytes).
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no answer from Envoy within ${REQUEST_DEADLINE_MS} ms`)), REQUEST_DEADLINE_MS);
+  const deadline = controller.signal;
   try {
     const reply = await Promise.race([
       route.handle(ctx, url.searchParams, deadline),
-      new Promise<never>((_, reject) => deadline.addEventListener('abort', () => reject(new Error(`no answer from Envoy within ${REQUEST_DEADLINE_MS} ms`)), { once: true })),
+      new Promise<never>((_, reject) => deadline.addEventListener('abort', () => reject(deadline.reason as Error), { once: true })),
     ]);
     return { ...reply, path: route.path };
   } catch (err) {
@@ -70,8 +78,12 @@ export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req:
       return { path: route.path, status: 502, body: `Envoy's stats could not be parsed: ${err.message}\n`, contentType: TEXT };
     }
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
+
+const NEVER = new AbortController().signal;
 
 export async function startManagementServer(opts: { address: AdminAddress; context: RouteContext; logger: Logger }): Promise<ManagementServer> {
   const bucket = new TokenBucket(10, 20);
@@ -81,7 +93,17 @@ export async function startManagementServer(opts: { address: AdminAddress; conte
       (reply) => {
         context.metrics.managementRequests.inc({ path: reply.path, code: String(reply.status) });
         res.writeHead(reply.status, { 'content-type': reply.contentType ?? TEXT, 'x-content-type-options': 'nosniff', ...(reply.headers ?? {}) });
-        res.end(reply.body);
+        if (reply.stream === undefined) {
+          res.end(reply.body);
+          return;
+        }
+        const source = reply.stream;
+        source.on('error', (err: Error) => {
+          logger.warn('streaming from Envoy failed', { err, url: req.url });
+          res.destroy(err);
+        });
+        res.on('close', () => source.destroy());
+        source.pipe(res);
       },
       (err: unknown) => {
         logger.error('management request failed', { err, url: req.url });

@@ -14,6 +14,8 @@ import type { MetricLabels } from '../stats/service-connect-metrics.ts';
 export interface Reply {
   readonly status: number;
   readonly body: string;
+  /** Streamed after the headers instead of `body` (Envoy's full stats pass through without buffering). */
+  readonly stream?: NodeJS.ReadableStream & { destroy(error?: Error): void };
   readonly contentType?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -129,9 +131,12 @@ export const routes: readonly Route[] = [
         const families = await fetchMetricsExtension(ctx.admin, { usedOnly, timeoutMs: 4000, signal, labels: ctx.metricLabels });
         return { status: 200, body: renderPrometheus(families.values()), contentType: PROMETHEUS_TEXT };
       }
-      const res = await ctx.admin.request('GET', `/stats/prometheus${usedOnly ? '?usedonly' : ''}`, { timeoutMs: 4000, signal });
-      if (res.status !== 200) return { status: 502, body: `Envoy answered HTTP ${res.status} for its stats\n`, contentType: TEXT };
-      return { status: 200, body: res.body, contentType: res.contentType ?? PROMETHEUS_TEXT };
+      const res = await ctx.admin.stream(`/stats/prometheus${usedOnly ? '?usedonly' : ''}`, { timeoutMs: 10_000, signal });
+      if (res.status !== 200) {
+        res.body.destroy();
+        return { status: 502, body: `Envoy answered HTTP ${res.status} for its stats\n`, contentType: TEXT };
+      }
+      return { status: 200, body: '', stream: res.body, contentType: res.contentType ?? PROMETHEUS_TEXT };
     },
   },
   {

@@ -16,8 +16,6 @@
  */
 import type { Family, Histogram } from './prometheus-text.ts';
 
-/** Stat-name regex for Envoy's `filter` parameter: only what the metrics extension reads. */
-export const METRICS_EXTENSION_STATS_FILTER = '^(appmesh\\.|http\\.scin_|tcp\\.scin_|cluster\\.scout_)';
 export const APPMESH_FAMILY_PREFIX = 'envoy_appmesh_';
 
 export const NAMING = {
@@ -61,6 +59,26 @@ export const SERVICE_CONNECT_METRICS: readonly Rule[] = [
   { metric: 'TargetProcessedBytes', type: 'counter', side: 'out', sources: ['envoy_cluster_upstream_cx_rx_bytes_total', 'envoy_cluster_upstream_cx_tx_bytes_total'] },
   { metric: 'TargetResponseTime', type: 'histogram', side: 'out', sources: ['envoy_cluster_upstream_rq_time'], protocols: HTTP },
 ];
+
+/**
+ * Stat-name regex for Envoy's `filter` parameter, built from the table: exactly the stats the metrics read, so a
+ * snapshot of an Envoy with thousands of clusters carries a few lines per service, not every cluster stat.
+ */
+export const METRICS_EXTENSION_STATS_FILTER: string = (() => {
+  const bySubsystem = new Map<string, Set<string>>();
+  for (const rule of SERVICE_CONNECT_METRICS) {
+    for (const source of rule.sources) {
+      const m = /^envoy_(http|tcp|cluster)_(.+)$/.exec(source);
+      if (m === null) throw new Error(`metrics table: ${source} is not an http, tcp or cluster family`);
+      const stat = (m[2] ?? '').replace(/_xx$/, '_[2-5]xx'); // upstream_rq_xx is the tag-extracted upstream_rq_2xx ...
+      const set = bySubsystem.get(m[1] ?? '') ?? new Set<string>();
+      set.add(stat);
+      bySubsystem.set(m[1] ?? '', set);
+    }
+  }
+  const parts = [...bySubsystem].map(([sub, stats]) => `${sub}\\.${sub === 'cluster' ? 'scout' : 'scin'}_[^.]+\\.(${[...stats].join('|')})$`);
+  return `^(appmesh\\.|${parts.join('|')})`;
+})();
 
 const IDENTITY_LABELS = ['envoy_http_conn_manager_prefix', 'envoy_tcp_prefix', 'envoy_cluster_name'];
 const NAME_PATTERN = /^sc(in|out)_(http2|http|grpc|tcp)_(.+)$/;

@@ -52,18 +52,24 @@ export class StatsSnapshotter {
     return this.#delta;
   }
 
+  /**
+   * The first snapshot is taken as soon as Envoy answers (retrying every second until then), then one every
+   * interval: a scrape in the first minute gets a real delta, not nothing.
+   */
   async run(signal: AbortSignal): Promise<void> {
+    let first = true;
     while (!signal.aborted) {
+      const ok = await this.take(signal, { quiet: first });
+      if (ok) first = false;
       try {
-        await sleep(this.#intervalMs, undefined, { signal });
+        await sleep(first ? Math.min(1000, this.#intervalMs) : this.#intervalMs, undefined, { signal });
       } catch {
         return;
       }
-      await this.take(signal);
     }
   }
 
-  async take(signal?: AbortSignal): Promise<void> {
+  async take(signal?: AbortSignal, opts: { quiet?: boolean } = {}): Promise<boolean> {
     const epoch = this.#epoch();
     try {
       const families = await fetchMetricsExtension(this.#admin, { usedOnly: true, timeoutMs: 5000, labels: this.#labels, ...(signal ? { signal } : {}) });
@@ -72,10 +78,13 @@ export class StatsSnapshotter {
       this.#delta = { families: computeDelta(previous, snapshot), fromMs: previous?.epoch === epoch ? previous.takenAtMs : null, toMs: snapshot.takenAtMs };
       this.#last = snapshot;
       this.#onSnapshot?.('ok');
+      return true;
     } catch (err) {
       // Keep the last delta: a failed fetch must not turn into zero traffic.
-      this.#logger.warn('stats snapshot failed; keeping the previous delta', { err });
+      if (opts.quiet) this.#logger.debug('Envoy not ready for the first stats snapshot', { err });
+      else this.#logger.warn('stats snapshot failed; keeping the previous delta', { err });
       this.#onSnapshot?.('error');
+      return false;
     }
   }
 }

@@ -1,12 +1,15 @@
 /** File effects: atomic replace for files the agent owns; directories with restrictive modes. */
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { AgentError } from '../errors.ts';
 
 /** Writes to a temporary file in the same directory, fsyncs, and renames it into place (readers never see half). */
+let sequence = 0;
+
 export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  // pid + sequence is unique among this directory's writers, and avoids initialising OpenSSL for random bytes
+  // (a measurable part of the idle agent's memory).
+  const tmp = join(dirname(path), `.${process.pid}.${++sequence}.tmp`);
   try {
     const handle = await open(tmp, 'wx', mode);
     try {

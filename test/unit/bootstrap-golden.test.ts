@@ -12,6 +12,7 @@ import { envoyArgs, renderBootstrap, type Platform } from '../../agent/bootstrap
 import { serializeBootstrap } from '../../agent/commands/render.ts';
 import { validateBootstrap } from '../../agent/envoy/envoy-binary.ts';
 import { assertGolden } from '../helpers/golden.ts';
+import { yaml } from '../../agent/system/yaml.ts';
 import { repoRoot, requireEnvoy } from '../helpers/envoy.ts';
 
 const fixtures = `${repoRoot}/test/fixtures`;
@@ -138,7 +139,8 @@ const cases: Array<{ name: string; env: Env; platform: Platform }> = [
 
 function renderCase(env: Env, platform: Platform) {
   const config = readConfig(env, io);
-  const rendered = renderBootstrap(config, platform);
+  const rendered =
+    config.userBootstrap === null ? renderBootstrap(config, platform) : { bootstrap: yaml().parse(readFileSync(config.userBootstrap.path, 'utf8')) as Record<string, unknown>, files: [] };
   const text = `# envoy ${envoyArgs(config).join(' ')}\n${serializeBootstrap(rendered.bootstrap, 'yaml')}`;
   return { config, rendered, text };
 }
@@ -202,7 +204,7 @@ test('a user ENVOY_CONFIG_FILE is used as given in relay mode, and the admin add
   const config = readConfig({ ...relayBase, ENVOY_CONFIG_FILE: `${fixtures}/bootstrap/static.yaml` }, io);
   assert.equal(config.bootstrapPath, `${fixtures}/bootstrap/static.yaml`);
   assert.deepEqual(config.envoyAdmin.address, { kind: 'uds', path: '/tmp/agent-golden/static-admin.sock' });
-  assert.deepEqual(renderBootstrap(config, bare).bootstrap, config.userBootstrap?.document);
+  assert.deepEqual(config.userBootstrap, { path: `${fixtures}/bootstrap/static.yaml` });
 });
 
 test('an empty ENVOY_CONFIG_FILE is where the rendered bootstrap goes', () => {

@@ -110,3 +110,20 @@ test('docs/ reference pages match the code that generates them (run `npm run doc
     assert.ok(readFileSync(`${repoRoot}/${path}`, 'utf8') === content, `${path} is stale: run npm run docs`);
   }
 });
+
+test('a large YAML bootstrap given as is is read for its admin block only', async () => {
+  const { topLevelBlock } = await import('../../agent/config/read-config.ts');
+  const text = 'static_resources:\n  clusters: []\nadmin:\n  address:\n    pipe:\n      path: /tmp/a.sock\n# comment\n\nlayered_runtime: {}\n';
+  assert.equal(topLevelBlock(text, 'admin'), 'admin:\n  address:\n    pipe:\n      path: /tmp/a.sock\n# comment\n');
+  assert.equal(topLevelBlock('{"admin": {}}', 'admin'), null);
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/large-bootstrap-');
+  try {
+    const clusters = Array.from({ length: 3000 }, (_, i) => `    - name: c${i}\n      type: STATIC\n      connect_timeout: 1s\n`).join('');
+    writeFileSync(`${dir}/envoy.yaml`, `static_resources:\n  clusters:\n${clusters}admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 19000 }\n`);
+    const c = readConfig({ ENVOY_CONFIG_FILE: `${dir}/envoy.yaml` }, io);
+    assert.deepEqual(c.envoyAdmin.address, { kind: 'tcp', host: '127.0.0.1', port: 19000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

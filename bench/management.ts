@@ -1,0 +1,165 @@
+/**
+ * Benchmark: the built agent with the real Envoy carrying 1,000 clusters (a large stats output).
+ * Prints: /stats/prometheus latency (plain, filtered, delta), the agent's resident memory idle and under that load
+ * next to a bare Node 24 process that only listens on a socket, /status throughput with wrk, and the time from
+ * agent start to Envoy spawned and to HEALTHY. Asserts nothing.
+ *   npm run build && node bench/management.ts
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
+import { freePort, startApp } from '../test/helpers/apps.ts';
+import { httpRequest } from '../test/helpers/http.ts';
+
+const CLUSTERS = Number(process.env['BENCH_CLUSTERS'] ?? 1000);
+const envoy = findEnvoy();
+if (envoy === null) throw new Error('Envoy not found: run npm run setup');
+const dir = mkdtempSync(join(tmpdir(), 'bench-mgmt-'));
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+}
+
+const app = await startApp('bench app');
+const inbound = await freePort();
+const router = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' };
+const clusters = Array.from({ length: CLUSTERS }, (_, i) => ({
+  name: i === 0 ? 'scapp_http_web' : `scout_http_svc${i}`,
+  type: 'STATIC',
+  connect_timeout: '1s',
+  load_assignment: { cluster_name: i === 0 ? 'scapp_http_web' : `scout_http_svc${i}`, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: app.port } } } }] }] },
+}));
+writeFileSync(
+  join(dir, 'envoy.yaml'),
+  stringify({
+    admin: { address: { pipe: { path: join(dir, 'envoy-admin.sock') } } },
+    stats_flush_interval: '1s',
+    static_resources: {
+      clusters,
+      listeners: [
+        {
+          name: 'inbound_web',
+          traffic_direction: 'INBOUND',
+          address: { socket_address: { address: '127.0.0.1', port_value: inbound } },
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'scin_http_web',
+                    route_config: { virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'scapp_http_web' } }] }] },
+                    http_filters: [{ name: 'envoy.filters.http.router', typed_config: router }],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+  }),
+);
+
+// A bare Node 24 process that only listens on a socket: the memory baseline.
+const barePort = await freePort();
+const bare = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${barePort}, '127.0.0.1')`], { stdio: 'ignore' });
+children.push(bare);
+
+const agentPort = await freePort();
+const startedAt = Date.now();
+const agent = spawn(process.execPath, [`${repoRoot}/dist/agent.js`], {
+  env: {
+    PATH: process.env['PATH'] ?? '',
+    ENVOY_BINARY: envoy,
+    ENVOY_CONFIG_FILE: join(dir, 'envoy.yaml'),
+    APPNET_RUNTIME_DIR: join(dir, 'runtime'),
+    APPNET_AGENT_ADMIN_MODE: 'tcp',
+    APPNET_AGENT_HTTP_BIND_ADDRESS: '127.0.0.1',
+    APPNET_AGENT_HTTP_PORT: String(agentPort),
+    ENVOY_LOG_LEVEL: 'error',
+    APPNET_AGENT_LOG_LEVEL: 'info',
+  },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+children.push(agent);
+let spawnedAt = 0;
+agent.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+  if (spawnedAt === 0 && chunk.includes('"msg":"Envoy started"')) spawnedAt = Date.now();
+});
+const target = { host: '127.0.0.1', port: agentPort };
+let healthyAt = 0;
+for (;;) {
+  try {
+    if (JSON.parse((await httpRequest(target, '/status')).body).healthStatus === 'HEALTHY') {
+      healthyAt = Date.now();
+      break;
+    }
+  } catch {
+    // not listening yet
+  }
+  await sleep(20);
+}
+await sleep(3000); // the first stats snapshot is taken and Node has settled: this is the idle agent
+const idleAgent = rssKiB(agent.pid ?? 0);
+const idleBare = rssKiB(bare.pid ?? 0);
+for (let i = 0; i < 20; i++) await httpRequest({ host: '127.0.0.1', port: inbound }, '/');
+const lines = (await httpRequest(target, '/stats/prometheus')).body.split('\n').length;
+
+const variants = {
+  plain: '/stats/prometheus',
+  'plain usedonly': '/stats/prometheus?usedonly',
+  filtered: '/stats/prometheus?usedonly&filter=metrics_extension',
+  delta: '/stats/prometheus?usedonly&filter=metrics_extension&delta',
+};
+const latency: Record<string, string> = {};
+let peakAgent = idleAgent;
+for (const [name, path] of Object.entries(variants)) {
+  const times: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    // The rate limit allows 10 a second on these routes; stay under it.
+    const t0 = performance.now();
+    const res = await httpRequest(target, path, { timeoutMs: 30_000 });
+    times.push(performance.now() - t0);
+    if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status}`);
+    peakAgent = Math.max(peakAgent, rssKiB(agent.pid ?? 0));
+    await sleep(100);
+  }
+  latency[name] = `p50 ${percentile(times, 50).toFixed(1)} ms, p99 ${percentile(times, 99).toFixed(1)} ms`;
+}
+
+const wrk = spawnSync('wrk', ['-t2', '-c16', '-d10s', `http://127.0.0.1:${agentPort}/status`], { encoding: 'utf8' });
+const rps = /Requests\/sec:\s+([\d.]+)/.exec(wrk.stdout)?.[1] ?? 'n/a';
+const wrkLatency = /Latency\s+(\S+)/.exec(wrk.stdout)?.[1] ?? 'n/a';
+const afterWrk = rssKiB(agent.pid ?? 0);
+
+process.stdout.write(
+  [
+    `agent with Envoy ${CLUSTERS} clusters: Envoy's /stats/prometheus is ${lines} lines`,
+    `start: Envoy spawned ${spawnedAt - startedAt} ms after the agent process started; HEALTHY after ${healthyAt - startedAt} ms`,
+    ...Object.entries(latency).map(([k, v]) => `/stats/prometheus ${k}: ${v} (40 requests)`),
+    `memory: agent idle ${mib(idleAgent)} (Envoy with ${CLUSTERS} clusters, first snapshot taken), bare Node 24 listener ${mib(idleBare)} (ratio ${(idleAgent / idleBare).toFixed(2)}); agent peak under the stats requests ${mib(peakAgent)}; after wrk ${mib(afterWrk)}`,
+    `/status with wrk -t2 -c16 -d10s: ${rps} requests/s, mean latency ${wrkLatency}`,
+    '',
+  ].join('\n'),
+);
+agent.kill('SIGTERM');
+await new Promise((r) => agent.once('exit', r));
+await app.close();
+process.exit(0);
