@@ -5,11 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundlePath, isAlive, nodeBinary, processesMentioning, tempDir, waitHealthy } from '../helpers/agent.ts';
 import { httpRequest } from '../helpers/http.ts';
 import { startMeshAgent } from '../helpers/mesh-agent.ts';
+import { repoRoot } from '../helpers/envoy.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 function envoyPidOf(status: Record<string, unknown>): number {
@@ -126,6 +127,16 @@ test('agent healthcheck exits 0 against a HEALTHY agent and 1 when the agent can
   const missing = await run(join(m.agent.dir, 'nobody.sock'));
   assert.equal(missing.code, 1);
   assert.match(missing.out, /AGENT_ERR_UNHEALTHY: UNREACHABLE/);
+
+  // container/health_check.sh, as Docker runs it, calls the same command.
+  const wrapper = join(m.agent.dir, 'agent');
+  writeFileSync(wrapper, `#!/bin/sh\nexec "${nodeBinary}" "${bundlePath}" "$@"\n`, { mode: 0o755 });
+  const script = await new Promise<number>((resolve) =>
+    execFile(`${repoRoot}/container/health_check.sh`, [], { env: { AGENT_BINARY: wrapper, APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: m.agent.adminSocket } }, (err) =>
+      resolve(err === null ? 0 : Number((err as { code?: number }).code)),
+    ),
+  );
+  assert.equal(script, 0);
 });
 
 test("Envoy's output goes to APPNET_ENVOY_LOG_DESTINATION and is rotated by size, keeping APPNET_AGENT_MAX_RETENTION_COUNT files", async (t) => {

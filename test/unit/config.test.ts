@@ -127,3 +127,13 @@ test('a large YAML bootstrap given as is is read for its admin block only', asyn
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the README links to every generated reference page, and its commands are npm scripts', () => {
+  const readme = readFileSync(`${repoRoot}/README.md`, 'utf8');
+  for (const path of Object.keys(generatedDocs())) assert.ok(readme.includes(`](${path})`), `README links ${path}`);
+  const scripts = Object.keys((JSON.parse(readFileSync(`${repoRoot}/package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts);
+  for (const m of readme.matchAll(/npm run ([a-z:]+)/g)) assert.ok(scripts.includes(m[1] ?? ''), `npm run ${m[1]} exists`);
+  const ci = readFileSync(`${repoRoot}/.ci/run`, 'utf8');
+  assert.match(ci, /^npm test$/m, '.ci/run runs the README test command');
+  assert.match(readme, /^npm test /m);
+});
