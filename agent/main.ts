@@ -10,6 +10,7 @@ import { renderCommand, type CommandIo } from './commands/render.ts';
 import { envoyVersion } from './envoy/envoy-binary.ts';
 import { healthcheckCommand } from './commands/healthcheck.ts';
 import { runAgent } from './commands/run.ts';
+import { createCloudMapMode } from './discovery/cloud-map-mode.ts';
 import { agentVersion } from './version.ts';
 
 const io: CommandIo = {
@@ -46,7 +47,7 @@ async function main(): Promise<number> {
       for (const signal of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
         process.on(signal, () => (stop.signal.aborted ? hurry.abort(signal) : stop.abort(signal)));
       }
-      return runAgent(env, { ...io, stopSignal: stop.signal, hurrySignal: hurry.signal, onProcessExit: (hook) => process.on('exit', hook) });
+      return runAgent(env, { ...io, stopSignal: stop.signal, hurrySignal: hurry.signal, onProcessExit: (hook) => process.on('exit', hook) }, createCloudMapMode);
     }
     case 'render':
       return renderCommand(env, rest, io);

@@ -112,11 +112,11 @@ function staticRuntime(config: Config): Record<string, unknown> {
   const layer: Record<string, unknown> = {
     'envoy.features.enable_all_deprecated_features': true,
     're2.max_program_size.error_level': 1000,
-    'envoy.reloadable_features.no_extension_lookup_by_name': config.runtime.noExtensionLookupByName,
   };
-  // Envoy 1.40 removed http_set_tracing_decision_in_request_id and use_http_client_to_fetch_aws_credentials; setting
-  // a removed guard makes Envoy log an "envoy bug" with a stack trace, so they are set only when asked to differ
-  // from Envoy's built-in behaviour (which equals the reference defaults: true and false).
+  // Envoy 1.40 removed the guards no_extension_lookup_by_name, http_set_tracing_decision_in_request_id and
+  // use_http_client_to_fetch_aws_credentials; setting a removed guard makes Envoy log an "envoy bug" with a stack
+  // trace, so each is set only when asked to differ from Envoy's built-in behaviour (the reference defaults).
+  if (!config.runtime.noExtensionLookupByName) layer['envoy.reloadable_features.no_extension_lookup_by_name'] = false;
   if (!config.runtime.setTracingDecision) layer['envoy.reloadable_features.http_set_tracing_decision_in_request_id'] = false;
   if (config.runtime.useHttpClientForAwsCredentials) layer['envoy.reloadable_features.use_http_client_to_fetch_aws_credentials'] = true;
   if (config.runtime.maxRequestsPerIoCycle !== null) layer['http.max_requests_per_io_cycle'] = config.runtime.maxRequestsPerIoCycle;
@@ -183,6 +183,7 @@ function renderSidecar(config: Config, platform: Platform, files: SideFile[]): R
       eds_cluster_config: { eds_config: { ads: {}, initial_fetch_timeout: '0.001s', resource_api_version: 'V3' } },
     });
   } else if (config.mode === 'cloudmap') {
+    // Envoy watches the directory for files renamed into place (the agent's atomic writes).
     const watched = { path: config.runtimeDir };
     bootstrap['dynamic_resources'] = {
       lds_config: { path_config_source: { path: `${config.runtimeDir}/${cloudMapXdsFiles.lds}`, watched_directory: watched }, resource_api_version: 'V3' },
@@ -269,7 +270,7 @@ function renderSidecar(config: Config, platform: Platform, files: SideFile[]): R
     if (config.ecs.fixedStatsTags && mesh !== null) {
       tags.push({ tag_name: 'appmesh.mesh', fixed_value: mesh.mesh }, { tag_name: `appmesh.${snakeType(mesh.type)}`, fixed_value: mesh.name });
     }
-    if ((config.mode === 'ecs' && config.ecs.metricExtension) || config.mode === 'cloudmap') tags.push(...serviceConnectStatsTags());
+    if (config.mode === 'ecs' && config.ecs.metricExtension) tags.push(...serviceConnectStatsTags());
     if (tags.length > 0) bootstrap['stats_config'] = { stats_tags: tags };
   }
   if (config.statsFlushIntervalMs !== null) bootstrap['stats_flush_interval'] = durationString(config.statsFlushIntervalMs);

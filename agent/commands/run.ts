@@ -96,7 +96,7 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
     await writeFileAtomic(config.bootstrapPath, `${JSON.stringify(rendered.bootstrap, null, 1)}\n`, 0o600);
     await writeSideFiles(rendered.files);
   }
-  if (config.mode === 'cloudmap' && ext === null) {
+  if (config.mode === 'cloudmap' && ext === null && rendered !== null) {
     // Without discovery, Envoy still needs its xDS files to exist.
     await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.lds}`, 'resources: []\n');
     await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.cds}`, 'resources: []\n');

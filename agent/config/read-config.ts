@@ -103,6 +103,7 @@ export interface Config {
     readonly taskId: string | null;
     readonly availabilityZone: string | null;
     readonly pollIntervalMs: number;
+    readonly vipCidr: string;
   } | null;
   /** Variables with the agent's prefixes that are not in the table (likely typos); logged as a warning. */
   readonly unknownVariables: readonly string[];
@@ -401,6 +402,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
       taskId: get<string>('APPNET_TASK_ID') ?? null,
       availabilityZone: get<string>('APPNET_AVAILABILITY_ZONE') ?? null,
       pollIntervalMs: need('APPNET_CLOUD_MAP_POLL_INTERVAL_MS'),
+      vipCidr: need('APPNET_VIP_CIDR'),
     };
   }
 

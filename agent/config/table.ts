@@ -352,6 +352,23 @@ export const envTable: readonly EnvVar[] = [
     vsReference: 'new',
   },
   {
+    name: 'APPNET_VIP_CIDR',
+    parser: {
+      type: 'cidr',
+      rule: 'must be an IPv4 CIDR inside 127.0.0.0/8 with a prefix from 8 to 30, such as 127.255.0.0/16',
+      parse: (raw) => {
+        const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(raw);
+        const rule = 'must be an IPv4 CIDR inside 127.0.0.0/8 with a prefix from 8 to 30, such as 127.255.0.0/16';
+        if (m === null || m.slice(1, 4).some((o) => Number(o) > 255) || Number(m[4]) < 8 || Number(m[4]) > 30) return { ok: false, rule };
+        return { ok: true, value: raw };
+      },
+    },
+    default: '127.255.0.0/16',
+    scope: 'cloudmap',
+    doc: "Cloud Map mode: the range virtual IPs come from, the first one first (127.255.0.1). ECS gives each task this range as egressConfig.vip.ipv4Cidr; tasks sharing one network namespace (a local mesh) need ranges of their own.",
+    vsReference: 'new',
+  },
+  {
     name: 'APPNET_CLOUD_MAP_POLL_INTERVAL_MS',
     parser: integer(200, 300000),
     default: '1000',
@@ -457,7 +474,7 @@ export const envTable: readonly EnvVar[] = [
     parser: boolean,
     default: 'true',
     scope: 'all',
-    doc: 'Runtime envoy.reloadable_features.no_extension_lookup_by_name.',
+    doc: 'Runtime envoy.reloadable_features.no_extension_lookup_by_name. Envoy 1.40 removed this guard and behaves as true; false is still passed on.',
   },
   {
     name: 'ENVOY_USE_HTTP_CLIENT_TO_FETCH_AWS_CREDENTIALS',

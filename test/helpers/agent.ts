@@ -38,7 +38,10 @@ export interface AgentProcess {
   status(): Promise<Record<string, unknown>>;
 }
 
-export function tempDir(t: TestContext, prefix = 'agent-test-'): string {
+/** What the helpers need of a test context: somewhere to register cleanup. */
+export type Cleanup = Pick<TestContext, 'after'>;
+
+export function tempDir(t: Cleanup, prefix = 'agent-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
@@ -60,7 +63,7 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-export function startAgent(t: TestContext, opts: { env: Record<string, string>; dir?: string; args?: string[] }): AgentProcess {
+export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[] }): AgentProcess {
   ensureBuilt();
   const dir = opts.dir ?? tempDir(t);
   const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? join(dir, 'agent.sock');

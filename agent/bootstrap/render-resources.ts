@@ -1,0 +1,205 @@
+/**
+ * renderResources: what discovery knows → Envoy's listeners, clusters and endpoints for Cloud Map mode, as the
+ * filesystem xDS files Envoy watches (LDS, CDS, one EDS file per cluster). Pure.
+ *
+ * - Outbound, per service in the namespace: a listener on its virtual IP and alias port. http, http2 and grpc get
+ *   an HTTP connection manager with a per-request timeout (default 15 s), an idle timeout (default 300 s) and 2
+ *   retries on connect failure, refused stream, reset and 503, each to another host; TCP gets tcp_proxy with a
+ *   3600 s idle timeout. Its cluster `scout_<protocol>_<name>` balances round robin with outlier detection and
+ *   circuit breakers; endpoints come from its EDS file, so endpoint changes never re-create the cluster.
+ * - Inbound, per services[] entry of this task: a listener on the task address and ingress port that forwards to
+ *   the app's containerPort, with stat prefix `scin_<protocol>_<name>` (the metrics convention).
+ * - Access logs, per accessLogConfiguration, to stdout.
+ */
+import type { AppProtocol, ScConfig } from '../discovery/service-connect-config.ts';
+import { callTarget, type DiscoverySnapshot, type VipAllocator } from '../discovery/snapshot.ts';
+import { NAMING } from '../stats/service-connect-metrics.ts';
+
+export interface ResourceFiles {
+  readonly lds: Record<string, unknown>;
+  readonly cds: Record<string, unknown>;
+  /** EDS documents by file name (inside the eds/ directory of the runtime directory). */
+  readonly eds: ReadonlyMap<string, Record<string, unknown>>;
+}
+
+export interface SelfTask {
+  readonly config: ScConfig;
+  /** The address inbound listeners bind (the task's IPv4). */
+  readonly taskIp: string;
+  /** Where the app listens: loopback in awsvpc, the container's IP in bridge mode. */
+  readonly appIp: string;
+}
+
+export const EDS_DIR = 'eds';
+const LISTENER = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+const CLUSTER = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+const LOAD_ASSIGNMENT = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+
+const DEFAULT_PER_REQUEST_TIMEOUT_S = 15;
+const DEFAULT_HTTP_IDLE_TIMEOUT_S = 300;
+const DEFAULT_TCP_IDLE_TIMEOUT_S = 3600;
+
+function accessLog(config: ScConfig): Record<string, unknown>[] {
+  const log = config.accessLog;
+  if (log === null) return [];
+  const path = log.includeQueryParameters ? '%REQ(:PATH)%' : '%REQ_WITHOUT_QUERY(:PATH)%';
+  const fields: Record<string, string> = {
+    start_time: '%START_TIME%',
+    method: '%REQ(:METHOD)%',
+    path,
+    protocol: '%PROTOCOL%',
+    response_code: '%RESPONSE_CODE%',
+    response_flags: '%RESPONSE_FLAGS%',
+    bytes_received: '%BYTES_RECEIVED%',
+    bytes_sent: '%BYTES_SENT%',
+    duration: '%DURATION%',
+    upstream_service_time: '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%',
+    forwarded_for: '%REQ(X-FORWARDED-FOR)%',
+    user_agent: '%REQ(USER-AGENT)%',
+    request_id: '%REQ(X-REQUEST-ID)%',
+    authority: '%REQ(:AUTHORITY)%',
+    upstream_host: '%UPSTREAM_HOST%',
+  };
+  const formatters = [{ name: 'envoy.formatter.req_without_query', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery' } }];
+  const logFormat =
+    log.format === 'JSON'
+      ? { json_format: fields, formatters }
+      : {
+          text_format_source: {
+            inline_string: `[%START_TIME%] "%REQ(:METHOD)% ${path} %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n`,
+          },
+          formatters,
+        };
+  return [{ name: 'envoy.access_loggers.stdout', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', log_format: logFormat } }];
+}
+
+function http2Options(protocol: AppProtocol): Record<string, unknown> {
+  if (protocol !== 'http2' && protocol !== 'grpc') return {};
+  return {
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+  };
+}
+
+function httpFilter(statPrefix: string, cluster: string, opts: { perRequestTimeoutS: number | null; idleTimeoutS: number | null; retries: boolean; log: Record<string, unknown>[] }): Record<string, unknown> {
+  const route: Record<string, unknown> = { cluster, timeout: `${opts.perRequestTimeoutS ?? DEFAULT_PER_REQUEST_TIMEOUT_S}s` };
+  if (opts.retries) {
+    route['retry_policy'] = {
+      retry_on: 'connect-failure,refused-stream,reset,retriable-status-codes',
+      retriable_status_codes: [503],
+      num_retries: 2,
+      retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }],
+      host_selection_retry_max_attempts: 3,
+    };
+  }
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': HCM,
+      stat_prefix: statPrefix,
+      common_http_protocol_options: { idle_timeout: `${opts.idleTimeoutS ?? DEFAULT_HTTP_IDLE_TIMEOUT_S}s` },
+      route_config: { name: statPrefix, virtual_hosts: [{ name: statPrefix, domains: ['*'], routes: [{ match: { prefix: '/' }, route }] }] },
+      http_filters: [ROUTER],
+      ...(opts.log.length > 0 ? { access_log: opts.log } : {}),
+    },
+  };
+}
+
+function tcpFilter(statPrefix: string, cluster: string, idleTimeoutS: number | null, log: Record<string, unknown>[]): Record<string, unknown> {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+      stat_prefix: statPrefix,
+      cluster,
+      idle_timeout: `${idleTimeoutS ?? DEFAULT_TCP_IDLE_TIMEOUT_S}s`,
+      ...(log.length > 0 ? { access_log: log } : {}),
+    },
+  };
+}
+
+export function edsFileName(cluster: string): string {
+  return `${cluster}.yaml`;
+}
+
+export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator, self: SelfTask, runtimeDir: string): ResourceFiles {
+  const listeners: Record<string, unknown>[] = [];
+  const clusters: Record<string, unknown>[] = [];
+  const eds = new Map<string, Record<string, unknown>>();
+  const log = accessLog(self.config);
+
+  const names = [...snapshot.services.keys()].sort();
+  for (const name of names) {
+    const service = snapshot.services.get(name);
+    if (service === undefined) continue;
+    const target = callTarget(service, snapshot.namespace);
+    if (target === null) continue;
+    const vip = vips.vipFor(name);
+    const cluster = NAMING.outboundCluster(service.protocol, name);
+    const filter =
+      service.protocol === 'tcp'
+        ? tcpFilter(`egress_${name}`, cluster, service.idleTimeoutS, log)
+        : httpFilter(`egress_${name}`, cluster, { perRequestTimeoutS: service.perRequestTimeoutS, idleTimeoutS: service.idleTimeoutS, retries: true, log });
+    listeners.push({
+      '@type': LISTENER,
+      name: `out_${name}`,
+      traffic_direction: 'OUTBOUND',
+      address: { socket_address: { address: vip, port_value: target.port } },
+      filter_chains: [{ filters: [filter] }],
+    });
+    clusters.push({
+      '@type': CLUSTER,
+      name: cluster,
+      type: 'EDS',
+      eds_cluster_config: {
+        eds_config: { path_config_source: { path: `${runtimeDir}/${EDS_DIR}/${edsFileName(cluster)}`, watched_directory: { path: `${runtimeDir}/${EDS_DIR}` } }, resource_api_version: 'V3' },
+      },
+      connect_timeout: '2s',
+      lb_policy: 'ROUND_ROBIN',
+      // Passive health: hosts that fail (5xx or connection failures) are ejected; up to half the hosts may be.
+      outlier_detection: { consecutive_5xx: 3, consecutive_gateway_failure: 3, interval: '2s', base_ejection_time: '30s', max_ejection_percent: 50 },
+      circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 10 }] },
+      ...http2Options(service.protocol),
+    });
+    eds.set(edsFileName(cluster), {
+      resources: [
+        {
+          '@type': LOAD_ASSIGNMENT,
+          cluster_name: cluster,
+          endpoints: [{ lb_endpoints: service.endpoints.map((e) => ({ endpoint: { address: { socket_address: { address: e.ip, port_value: e.port } } } })) }],
+        },
+      ],
+    });
+  }
+
+  for (const s of self.config.services) {
+    const appCluster = `scapp_${s.protocol}_${s.discoveryName}`;
+    const statPrefix = NAMING.inboundPrefix(s.protocol, s.discoveryName);
+    const filter =
+      s.protocol === 'tcp'
+        ? tcpFilter(statPrefix, appCluster, s.idleTimeoutS, log)
+        : httpFilter(statPrefix, appCluster, { perRequestTimeoutS: s.perRequestTimeoutS, idleTimeoutS: s.idleTimeoutS, retries: false, log });
+    listeners.push({
+      '@type': LISTENER,
+      name: `in_${s.discoveryName}`,
+      traffic_direction: 'INBOUND',
+      address: { socket_address: { address: self.taskIp, port_value: s.ingressPort } },
+      filter_chains: [{ filters: [filter] }],
+    });
+    clusters.push({
+      '@type': CLUSTER,
+      name: appCluster,
+      type: 'STATIC',
+      connect_timeout: '1s',
+      load_assignment: { cluster_name: appCluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: self.appIp, port_value: s.containerPort } } } }] }] },
+      ...http2Options(s.protocol),
+    });
+  }
+  return { lds: { resources: listeners }, cds: { resources: clusters }, eds };
+}

@@ -1,0 +1,143 @@
+/** Cloud Map mode's pure parts: configuration rules, instances → endpoints, VIPs, the hosts block, and resources Envoy accepts. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateServiceConnectConfig } from '../../agent/discovery/service-connect-config.ts';
+import { serviceFromInstances, VipAllocator, type DiscoverySnapshot } from '../../agent/discovery/snapshot.ts';
+import { applyHostsBlock, renderHostsBlock, BEGIN_MARKER } from '../../agent/hosts/hosts-block.ts';
+import { renderResources } from '../../agent/bootstrap/render-resources.ts';
+import { instanceAttributes } from '../../agent/discovery/cloud-map-mode.ts';
+import { validateBootstrap } from '../../agent/envoy/envoy-binary.ts';
+import { requireEnvoy } from '../helpers/envoy.ts';
+import { assertGolden } from '../helpers/golden.ts';
+
+const web = {
+  namespace: 'demo.local',
+  services: [{ portName: 'http', discoveryName: 'web', clientAliases: [{ port: 80, dnsName: 'web' }], timeout: { perRequestTimeoutSeconds: 30 } }],
+  portMappings: [{ name: 'http', containerPort: 8080, appProtocol: 'http' }],
+  accessLogConfiguration: { format: 'JSON', includeQueryParameters: 'DISABLED' },
+};
+
+test('a Service Connect configuration copied from ECS is accepted, with defaults filled in', () => {
+  const { config, problems } = validateServiceConnectConfig(web);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(config?.services[0], {
+    portName: 'http',
+    discoveryName: 'web',
+    alias: { dnsName: 'web', port: 80 },
+    containerPort: 8080,
+    protocol: 'http',
+    ingressPort: 15000,
+    perRequestTimeoutS: 30,
+    idleTimeoutS: null,
+  });
+  const defaults = validateServiceConnectConfig({ namespace: 'demo.local', services: [{ portName: 'db', clientAliases: [{ port: 5432 }] }], portMappings: [{ name: 'db', containerPort: 5432 }] });
+  assert.equal(defaults.config?.services[0]?.discoveryName, 'db', 'discoveryName defaults to portName');
+  assert.equal(defaults.config?.services[0]?.alias?.dnsName, 'db.demo.local', 'dnsName defaults to discoveryName.namespace');
+  assert.equal(defaults.config?.services[0]?.protocol, 'tcp', 'no appProtocol is TCP');
+  assert.deepEqual(validateServiceConnectConfig({ namespace: 'demo.local' }).config?.services, [], 'a client-only service');
+});
+
+test('a Service Connect configuration that breaks ECS rules gets one message per violation, naming path, value and rule', () => {
+  const { config, problems } = validateServiceConnectConfig({
+    namespace: '',
+    services: [
+      { portName: 'htp', discoveryName: 'Web!', clientAliases: [{ port: 0, dnsName: '-web' }, { port: 81 }] },
+      { portName: 'db', timeout: { perRequestTimeoutSeconds: 5, idleTimeoutSeconds: -1 }, ingressPortOverride: 70000 },
+      { portName: 'db' },
+    ],
+    portMappings: [{ name: 'http', containerPort: 8080, appProtocol: 'HTTP' }, { name: 'db', containerPort: 5432 }],
+    accessLogConfiguration: { format: 'XML' },
+    extra: 1,
+  });
+  assert.equal(config, null);
+  const expected = [
+    /^extra=1: is not a field/,
+    /^namespace="": must be a Cloud Map namespace name or ARN$/,
+    /^portMappings\[0\]\.appProtocol="HTTP": must be http, http2 or grpc, or absent for TCP$/,
+    /^services\[0\]\.portName="htp": must name one of portMappings: http, db$/,
+    /^services\[0\]\.discoveryName="Web!": must be 1 to 64 characters/,
+    /^services\[0\]\.clientAliases=.*: must have one element/,
+    /^services\[1\]\.timeout\.idleTimeoutSeconds=-1: must be an integer from 0 to 2147483647$/,
+    /^services\[1\]\.timeout\.perRequestTimeoutSeconds=5: is not allowed when the port mapping has no appProtocol \(TCP\)$/,
+    /^services\[1\]\.ingressPortOverride=70000: must be an integer from 1 to 65535$/,
+    /^services\[2\]\.discoveryName=undefined: may be omitted in only one services entry$/,
+    /^accessLogConfiguration\.format="XML": must be TEXT or JSON$/,
+  ];
+  for (const re of expected) assert.ok(problems.some((p) => re.test(p)), `expected ${re} in:\n${problems.join('\n')}`);
+});
+
+test('instances become endpoints; alias, protocol and timeouts come from their attributes, and are kept when the last instance goes', () => {
+  const attrs = instanceAttributes(validateServiceConnectConfig(web).config!.services[0]!, { taskId: 'web-1', ipv4: '10.0.0.5', availabilityZone: 'us-east-1a' });
+  const s = serviceFromInstances('web', [{ InstanceId: 'web-1', Attributes: attrs }, { InstanceId: 'bad', Attributes: { AWS_INSTANCE_IPV4: 'nope', AWS_INSTANCE_PORT: '1' } }]);
+  assert.deepEqual(s, { discoveryName: 'web', alias: { dnsName: 'web', port: 80 }, protocol: 'http', perRequestTimeoutS: 30, idleTimeoutS: null, endpoints: [{ instanceId: 'web-1', ip: '10.0.0.5', port: 15000, zone: 'us-east-1a' }] });
+  const empty = serviceFromInstances('web', [], s);
+  assert.deepEqual(empty.endpoints, []);
+  assert.deepEqual(empty.alias, s.alias);
+});
+
+test('virtual IPs start at 127.255.0.1 and stay with their service', () => {
+  const v = new VipAllocator();
+  assert.equal(v.vipFor('web'), '127.255.0.1');
+  assert.equal(v.vipFor('db'), '127.255.0.2');
+  assert.equal(v.vipFor('web'), '127.255.0.1');
+  for (let i = 0; i < 300; i++) v.vipFor(`s${i}`);
+  assert.equal(v.vipFor('s253'), '127.255.1.0');
+  assert.equal(new VipAllocator('127.254.3.0/24').vipFor('web'), '127.254.3.1');
+  const small = new VipAllocator('127.1.1.0/30');
+  small.vipFor('a');
+  small.vipFor('b');
+  assert.throws(() => small.vipFor('c'), /exhausted/);
+});
+
+test('the hosts block keeps every other byte, is replaced in place, and is removed cleanly', () => {
+  const original = '127.0.0.1 localhost\n# comment\n10.0.0.1\tdb.internal'; // no final newline on purpose
+  const block = renderHostsBlock([{ ip: '127.255.0.2', names: ['db'] }, { ip: '127.255.0.1', names: ['web', 'web.demo.local'] }]);
+  assert.equal(block, `${BEGIN_MARKER}\n127.255.0.2\tdb\n127.255.0.1\tweb web.demo.local\n# END ecs-service-connect-agent\n`);
+  const once = applyHostsBlock(original, block);
+  assert.equal(once, `${original}\n${block}`);
+  const after = `${once}192.168.1.1 printer\n`;
+  const replaced = applyHostsBlock(after, renderHostsBlock([{ ip: '127.255.0.1', names: ['web'] }]));
+  assert.ok(replaced.startsWith(`${original}\n${BEGIN_MARKER}\n127.255.0.1\tweb\n`));
+  assert.ok(replaced.endsWith('# END ecs-service-connect-agent\n192.168.1.1 printer\n'), 'a line after the block stays after it');
+  assert.equal(applyHostsBlock(replaced, null), `${original}\n192.168.1.1 printer\n`);
+  assert.equal(applyHostsBlock(applyHostsBlock(original, block), block), applyHostsBlock(original, block), 'idempotent');
+});
+
+function snapshotOf(): DiscoverySnapshot {
+  return {
+    namespace: 'demo.local',
+    services: new Map([
+      ['web', serviceFromInstances('web', [1, 2].map((i) => ({ InstanceId: `web-${i}`, Attributes: { AWS_INSTANCE_IPV4: `10.0.0.${i}`, AWS_INSTANCE_PORT: '15000', SC_CLIENT_ALIAS_DNS_NAME: 'web', SC_CLIENT_ALIAS_PORT: '80', SC_APP_PROTOCOL: 'http' } })))],
+      ['orders', serviceFromInstances('orders', [{ InstanceId: 'o-1', Attributes: { AWS_INSTANCE_IPV4: '10.0.1.1', AWS_INSTANCE_PORT: '15000', SC_CLIENT_ALIAS_DNS_NAME: 'orders', SC_CLIENT_ALIAS_PORT: '9090', SC_APP_PROTOCOL: 'grpc', SC_PER_REQUEST_TIMEOUT_S: '0' } }])],
+      ['db', serviceFromInstances('db', [{ InstanceId: 'd-1', Attributes: { AWS_INSTANCE_IPV4: '10.0.2.1', AWS_INSTANCE_PORT: '15432' } }])],
+    ]),
+  };
+}
+
+for (const format of ['TEXT', 'JSON'] as const) {
+  test(`rendered Cloud Map resources (access logs ${format}) match their golden file and Envoy 1.40 accepts them`, async (t) => {
+    const sc = validateServiceConnectConfig({ ...web, accessLogConfiguration: { format, includeQueryParameters: format === 'TEXT' ? 'ENABLED' : 'DISABLED' } }).config!;
+    const files = renderResources(snapshotOf(), new VipAllocator(), { config: sc, taskIp: '127.0.0.1', appIp: '127.0.0.1' }, '/tmp/agent-golden/resources');
+    const text = `${JSON.stringify({ lds: files.lds, cds: files.cds, eds: Object.fromEntries(files.eds) }, null, 1)}\n`;
+    assertGolden(`resources/cloudmap-${format.toLowerCase()}.json`, text);
+    const envoy = requireEnvoy(t);
+    if (envoy === null) return;
+    // Envoy validates listeners and clusters given statically; EDS clusters become static with their endpoints.
+    const dir = mkdtempSync(join(tmpdir(), 'resources-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const strip = (r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== '@type'));
+    const clusters = (files.cds['resources'] as Array<Record<string, unknown>>).map((c) => {
+      if (c['type'] !== 'EDS') return strip(c);
+      const { eds_cluster_config: _eds, ...rest } = strip(c);
+      const eds = files.eds.get(`${String(c['name'])}.yaml`) as { resources: Array<Record<string, unknown>> };
+      return { ...rest, type: 'STATIC', load_assignment: strip(eds.resources[0] as Record<string, unknown>) };
+    });
+    const bootstrap = { admin: { address: { pipe: { path: join(dir, 'admin.sock') } } }, static_resources: { listeners: (files.lds['resources'] as Array<Record<string, unknown>>).map(strip), clusters } };
+    writeFileSync(join(dir, 'bootstrap.json'), JSON.stringify(bootstrap));
+    const verdict = await validateBootstrap(envoy, join(dir, 'bootstrap.json'));
+    assert.ok(verdict.ok, verdict.output);
+  });
+}
