@@ -6,7 +6,10 @@
  *   an HTTP connection manager with a per-request timeout (default 15 s), an idle timeout (default 300 s) and 2
  *   retries on connect failure, refused stream, reset and 503, each to another host; TCP gets tcp_proxy with a
  *   3600 s idle timeout. Its cluster `scout_<protocol>_<name>` balances round robin with outlier detection and
- *   circuit breakers; endpoints come from its EDS file, so endpoint changes never re-create the cluster.
+ *   circuit breakers; its endpoints are inline. (One EDS file per cluster would give Envoy one inotify watcher
+ *   per cluster, and past fs.inotify.max_user_instances, 128 by default, Envoy aborts. An endpoint change updates
+ *   the cluster instead: Envoy warms the new one and drains the old one's upstream connections, finishing their
+ *   requests; listeners, and the apps' connections to them, are untouched.)
  * - Inbound, per services[] entry of this task: a listener on the task address and ingress port that forwards to
  *   the app's containerPort, with stat prefix `scin_<protocol>_<name>` (the metrics convention).
  * - Access logs, per accessLogConfiguration, to stdout.
@@ -18,8 +21,6 @@ import { NAMING } from '../stats/service-connect-metrics.ts';
 export interface ResourceFiles {
   readonly lds: Record<string, unknown>;
   readonly cds: Record<string, unknown>;
-  /** EDS documents by file name (inside the eds/ directory of the runtime directory). */
-  readonly eds: ReadonlyMap<string, Record<string, unknown>>;
 }
 
 export interface SelfTask {
@@ -30,10 +31,8 @@ export interface SelfTask {
   readonly appIp: string;
 }
 
-export const EDS_DIR = 'eds';
 const LISTENER = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 const CLUSTER = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
-const LOAD_ASSIGNMENT = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
 
@@ -124,14 +123,9 @@ function tcpFilter(statPrefix: string, cluster: string, idleTimeoutS: number | n
   };
 }
 
-export function edsFileName(cluster: string): string {
-  return `${cluster}.yaml`;
-}
-
-export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator, self: SelfTask, runtimeDir: string): ResourceFiles {
+export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator, self: SelfTask): ResourceFiles {
   const listeners: Record<string, unknown>[] = [];
   const clusters: Record<string, unknown>[] = [];
-  const eds = new Map<string, Record<string, unknown>>();
   const log = accessLog(self.config);
 
   const names = [...snapshot.services.keys()].sort();
@@ -156,25 +150,17 @@ export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator,
     clusters.push({
       '@type': CLUSTER,
       name: cluster,
-      type: 'EDS',
-      eds_cluster_config: {
-        eds_config: { path_config_source: { path: `${runtimeDir}/${EDS_DIR}/${edsFileName(cluster)}`, watched_directory: { path: `${runtimeDir}/${EDS_DIR}` } }, resource_api_version: 'V3' },
-      },
+      type: 'STATIC',
       connect_timeout: '2s',
       lb_policy: 'ROUND_ROBIN',
+      load_assignment: {
+        cluster_name: cluster,
+        endpoints: [{ lb_endpoints: service.endpoints.map((e) => ({ endpoint: { address: { socket_address: { address: e.ip, port_value: e.port } } } })) }],
+      },
       // Passive health: hosts that fail (5xx or connection failures) are ejected; up to half the hosts may be.
       outlier_detection: { consecutive_5xx: 3, consecutive_gateway_failure: 3, interval: '2s', base_ejection_time: '30s', max_ejection_percent: 50 },
       circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: 1024, max_pending_requests: 1024, max_requests: 1024, max_retries: 10 }] },
       ...http2Options(service.protocol),
-    });
-    eds.set(edsFileName(cluster), {
-      resources: [
-        {
-          '@type': LOAD_ASSIGNMENT,
-          cluster_name: cluster,
-          endpoints: [{ lb_endpoints: service.endpoints.map((e) => ({ endpoint: { address: { socket_address: { address: e.ip, port_value: e.port } } } })) }],
-        },
-      ],
     });
   }
 
@@ -201,5 +187,5 @@ export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator,
       ...http2Options(s.protocol),
     });
   }
-  return { lds: { resources: listeners }, cds: { resources: clusters }, eds };
+  return { lds: { resources: listeners }, cds: { resources: clusters } };
 }

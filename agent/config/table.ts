@@ -66,7 +66,7 @@ export const envTable: readonly EnvVar[] = [
     parser: absolutePath,
     default: '/tmp/appnet-agent',
     scope: 'all',
-    doc: 'Directory for files the agent writes for Envoy: the bootstrap, X-Ray sampling rules, and in Cloud Map mode the LDS/CDS/EDS files. Created with mode 0700.',
+    doc: 'Directory for files the agent writes for Envoy: the bootstrap, X-Ray sampling rules, and in Cloud Map mode the LDS and CDS files. Created with mode 0700.',
     vsReference: 'new',
   },
   {

@@ -39,6 +39,7 @@ export async function createCloudMapClient(opts: { region: string }): Promise<Cl
   // Deadlines on every call: a Cloud Map that stops answering must fail the poll, not hang it.
   const client = new sdk.ServiceDiscoveryClient({ region: opts.region, disableHostPrefix: true, maxAttempts: 2, requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true } });
   const calls = new Map<string, number>();
+  const namespaceOf = new Map<string, string>();
   const count = <T>(name: string, call: () => Promise<T>): Promise<T> => {
     calls.set(name, (calls.get(name) ?? 0) + 1);
     return call();
@@ -65,7 +66,19 @@ export async function createCloudMapClient(opts: { region: string }): Promise<Cl
         for (const s of page.Services ?? []) if (s.Id && s.Name) out.push({ id: s.Id, name: s.Name });
         token = page.NextToken;
       } while (token);
-      return out;
+      // Some emulators ignore the filter. A service seen for the first time is checked once with GetService (its
+      // namespace never changes), so the steady state costs nothing extra.
+      const kept: Array<{ id: string; name: string }> = [];
+      for (const s of out) {
+        let ns = namespaceOf.get(s.id);
+        if (ns === undefined) {
+          const got = await count('GetService', () => client.send(new sdk.GetServiceCommand({ Id: s.id })));
+          ns = got.Service?.NamespaceId ?? '';
+          namespaceOf.set(s.id, ns);
+        }
+        if (ns === namespaceId) kept.push(s);
+      }
+      return kept;
     },
     async createService(namespaceId, name) {
       try {

@@ -8,10 +8,9 @@
  * On stop: deregister this task's instances before the listeners drain; on a clean exit, remove the hosts block.
  */
 import { join } from 'node:path';
-import { readdir, rm } from 'node:fs/promises';
 import type { Config } from '../config/index.ts';
 import { cloudMapXdsFiles } from '../bootstrap/index.ts';
-import { EDS_DIR, renderResources, type SelfTask } from '../bootstrap/render-resources.ts';
+import { renderResources, type SelfTask } from '../bootstrap/render-resources.ts';
 import { AgentError } from '../errors.ts';
 import { renderHostsBlock, type HostsEntry } from '../hosts/hosts-block.ts';
 import { writeHostsBlock } from '../hosts/hosts-file.ts';
@@ -149,16 +148,12 @@ export async function createCloudMapMode(config: Config, deps: { logger: Logger;
     written.set(path, text);
     return true;
   };
-  const edsDir = join(config.runtimeDir, EDS_DIR);
   await ensureDirectory(config.runtimeDir);
-  await ensureDirectory(edsDir);
-  for (const stale of await readdir(edsDir)) await rm(join(edsDir, stale), { force: true });
 
-  /** Writes what changed: endpoints first, then clusters, then listeners, then the names apps resolve. */
+  /** Writes what changed: clusters first, then the listeners that use them, then the names apps resolve. */
   const apply = async (snapshot: DiscoverySnapshot) => {
-    const files = renderResources(snapshot, vips, self, config.runtimeDir);
+    const files = renderResources(snapshot, vips, self);
     let changed = 0;
-    for (const [file, doc] of files.eds) if (await writeIfChanged(join(edsDir, file), doc)) changed++;
     if (await writeIfChanged(join(config.runtimeDir, cloudMapXdsFiles.cds), files.cds)) changed++;
     if (await writeIfChanged(join(config.runtimeDir, cloudMapXdsFiles.lds), files.lds)) changed++;
     const hostsChanged = await writeHostsBlock(cm.hostsFile, renderHostsBlock(hostsEntries(snapshot, vips)));

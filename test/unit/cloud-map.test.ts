@@ -120,21 +120,16 @@ function snapshotOf(): DiscoverySnapshot {
 for (const format of ['TEXT', 'JSON'] as const) {
   test(`rendered Cloud Map resources (access logs ${format}) match their golden file and Envoy 1.40 accepts them`, async (t) => {
     const sc = validateServiceConnectConfig({ ...web, accessLogConfiguration: { format, includeQueryParameters: format === 'TEXT' ? 'ENABLED' : 'DISABLED' } }).config!;
-    const files = renderResources(snapshotOf(), new VipAllocator(), { config: sc, taskIp: '127.0.0.1', appIp: '127.0.0.1' }, '/tmp/agent-golden/resources');
-    const text = `${JSON.stringify({ lds: files.lds, cds: files.cds, eds: Object.fromEntries(files.eds) }, null, 1)}\n`;
+    const files = renderResources(snapshotOf(), new VipAllocator(), { config: sc, taskIp: '127.0.0.1', appIp: '127.0.0.1' });
+    const text = `${JSON.stringify({ lds: files.lds, cds: files.cds }, null, 1)}\n`;
     assertGolden(`resources/cloudmap-${format.toLowerCase()}.json`, text);
     const envoy = requireEnvoy(t);
     if (envoy === null) return;
-    // Envoy validates listeners and clusters given statically; EDS clusters become static with their endpoints.
+    // Envoy validates the listeners and clusters given statically.
     const dir = mkdtempSync(join(tmpdir(), 'resources-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const strip = (r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== '@type'));
-    const clusters = (files.cds['resources'] as Array<Record<string, unknown>>).map((c) => {
-      if (c['type'] !== 'EDS') return strip(c);
-      const { eds_cluster_config: _eds, ...rest } = strip(c);
-      const eds = files.eds.get(`${String(c['name'])}.yaml`) as { resources: Array<Record<string, unknown>> };
-      return { ...rest, type: 'STATIC', load_assignment: strip(eds.resources[0] as Record<string, unknown>) };
-    });
+    const clusters = (files.cds['resources'] as Array<Record<string, unknown>>).map(strip);
     const bootstrap = { admin: { address: { pipe: { path: join(dir, 'admin.sock') } } }, static_resources: { listeners: (files.lds['resources'] as Array<Record<string, unknown>>).map(strip), clusters } };
     writeFileSync(join(dir, 'bootstrap.json'), JSON.stringify(bootstrap));
     const verdict = await validateBootstrap(envoy, join(dir, 'bootstrap.json'));
