@@ -105,6 +105,8 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
   const metrics = createAgentMetrics();
   const admin = new EnvoyAdminClient(config.envoyAdmin.address, { observe: (path, s, outcome) => metrics.adminCallSeconds.observe({ path, outcome }, s) });
   const loops = new AbortController();
+  /** Stats snapshots stop as soon as shutdown starts: a snapshot racing Envoy's exit would only log noise. */
+  const snapshots = new AbortController();
   const logLevel = new LogLevelController({
     initial: config.envoyLogLevel,
     resetAfterMs: config.loggingResetTimeoutMs,
@@ -194,7 +196,7 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
       });
     }
     supervisor.start();
-    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(loops.signal), ext?.start(loops.signal)]);
+    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), ext?.start(loops.signal)]);
     loopsDone.catch((err: unknown) => logger.error('a background loop failed', { err }));
 
     const stopped = new Promise<'signal'>((resolve) => {
@@ -212,6 +214,7 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
 
     logger.info('stopping', { reason: String(io.stopSignal.reason ?? 'signal') });
     supervisor.beginShutdown();
+    snapshots.abort();
     await ext?.beforeDrain().catch((err: unknown) => logger.warn('before-drain step failed', { err }));
     if (supervisor.state === 'running') {
       try {

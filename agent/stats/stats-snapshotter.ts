@@ -80,6 +80,7 @@ export class StatsSnapshotter {
       this.#onSnapshot?.('ok');
       return true;
     } catch (err) {
+      if (signal?.aborted) return false;
       // Keep the last delta: a failed fetch must not turn into zero traffic.
       if (opts.quiet) this.#logger.debug('Envoy not ready for the first stats snapshot', { err });
       else this.#logger.warn('stats snapshot failed; keeping the previous delta', { err });
