@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundlePath, isAlive, nodeBinary, processesMentioning, tempDir, waitHealthy } from '../helpers/agent.ts';
+import { agentCommand, isAlive, processesMentioning, tempDir, waitHealthy } from '../helpers/agent.ts';
 import { httpRequest } from '../helpers/http.ts';
 import { startMeshAgent } from '../helpers/mesh-agent.ts';
 import { repoRoot } from '../helpers/envoy.ts';
@@ -118,7 +118,7 @@ test('agent healthcheck exits 0 against a HEALTHY agent and 1 when the agent can
   await waitHealthy(m.agent);
   const run = (socket: string) =>
     new Promise<{ code: number; out: string }>((resolve) => {
-      execFile(nodeBinary, [bundlePath, 'healthcheck'], { env: { APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: socket } }, (err, stdout, stderr) => {
+      execFile(agentCommand()[0], [...agentCommand().slice(1), 'healthcheck'], { env: { APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: socket } }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : Number((err as { code?: number }).code), out: `${stdout}${stderr}` });
       });
     });
@@ -130,7 +130,7 @@ test('agent healthcheck exits 0 against a HEALTHY agent and 1 when the agent can
 
   // container/health_check.sh, as Docker runs it, calls the same command.
   const wrapper = join(m.agent.dir, 'agent');
-  writeFileSync(wrapper, `#!/bin/sh\nexec "${nodeBinary}" "${bundlePath}" "$@"\n`, { mode: 0o755 });
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${agentCommand().map((a) => `"${a}"`).join(' ')} "$@"\n`, { mode: 0o755 });
   const script = await new Promise<number>((resolve) =>
     execFile(`${repoRoot}/container/health_check.sh`, [], { env: { AGENT_BINARY: wrapper, APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: m.agent.adminSocket } }, (err) =>
       resolve(err === null ? 0 : Number((err as { code?: number }).code)),

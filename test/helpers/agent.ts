@@ -3,7 +3,7 @@
  * code, files, JSON log lines. Everything it started is killed and its temp dir removed in t.after().
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -12,10 +12,20 @@ import { httpRequest, type Response } from './http.ts';
 import { waitFor } from './wait.ts';
 
 export const bundlePath = `${repoRoot}/dist/agent.js`;
+export const binaryPath = `${repoRoot}/dist/agent`;
 export const nodeBinary = process.execPath;
 
 let built = false;
-/** Builds dist/agent.js once per test process if it is missing (npm test builds it first). */
+/**
+ * The command that runs the agent: the single executable dist/agent, as the container runs it, when it is there
+ * and current (npm test builds it first); else Node with the bundle, built here when missing.
+ */
+export function agentCommand(): [string, ...string[]] {
+  ensureBuilt();
+  const binaryCurrent = existsSync(binaryPath) && statSync(binaryPath).mtimeMs >= statSync(bundlePath).mtimeMs;
+  return binaryCurrent ? [binaryPath] : [nodeBinary, bundlePath];
+}
+
 export function ensureBuilt(): void {
   if (built || existsSync(bundlePath)) {
     built = true;
@@ -64,7 +74,7 @@ export function processesMentioning(needle: string): number[] {
 }
 
 export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[] }): AgentProcess {
-  ensureBuilt();
+  const [command, ...prefix] = agentCommand();
   const dir = opts.dir ?? tempDir(t);
   const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? join(dir, 'agent.sock');
   const env: Record<string, string> = {
@@ -78,7 +88,7 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
     APPNET_AGENT_LOG_LEVEL: 'info',
     ...opts.env,
   };
-  const child = spawn(nodeBinary, [bundlePath, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, [...prefix, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const logs: Array<Record<string, unknown>> = [];

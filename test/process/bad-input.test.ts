@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundlePath, ensureBuilt, nodeBinary, tempDir } from '../helpers/agent.ts';
+import { agentCommand, tempDir } from '../helpers/agent.ts';
 import { repoRoot } from '../helpers/envoy.ts';
 
 const fixtures = `${repoRoot}/test/fixtures`;
@@ -73,7 +73,8 @@ const cases: Array<{ name: string; env: Record<string, string>; problems: RegExp
 
 function runAgent(env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(nodeBinary, [bundlePath], { env: { PATH: process.env['PATH'] ?? '', ...env }, cwd, timeout: 20_000 }, (err, stdout, stderr) => {
+    const [command, ...prefix] = agentCommand();
+    execFile(command, prefix, { env: { PATH: process.env['PATH'] ?? '', ...env }, cwd, timeout: 20_000 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : Number((err as { code?: number }).code), stdout, stderr });
     });
   });
@@ -85,7 +86,6 @@ test('the bad-input table has at least 25 environments', () => {
 
 for (const c of cases) {
   test(`bad input: ${c.name} → exit 2, one line per problem, no stack trace, no file written`, async (t) => {
-    ensureBuilt();
     const dir = tempDir(t, 'bad-input-');
     const runtime = join(dir, 'runtime');
     const socket = join(dir, 'agent.sock');
@@ -105,7 +105,6 @@ for (const c of cases) {
 }
 
 test('render --validate exits 4 with Envoy\'s own words when Envoy rejects a bootstrap given as is', async (t) => {
-  ensureBuilt();
   const dir = tempDir(t, 'render-invalid-');
   const bad = join(dir, 'envoy.yaml');
   writeFileSync(bad, 'admin: { address: { pipe: { path: /tmp/x.sock } } }\nstatic_resources: { clusters: [ { name: a, connect_timeout: -1s } ] }\n');
@@ -115,7 +114,7 @@ test('render --validate exits 4 with Envoy\'s own words when Envoy rejects a boo
   writeFileSync(fakeEnvoy, '#!/bin/sh\nif [ "$1" = --version ]; then echo "envoy  version: abc/1.40.0/Clean/RELEASE/BoringSSL"; exit 0; fi\necho "error initializing configuration: bad duration" >&2\nexit 1\n');
   chmodSync(fakeEnvoy, 0o755);
   const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-    execFile(nodeBinary, [bundlePath, 'render', '--validate'], { env: { ENVOY_BINARY: fakeEnvoy, ENVOY_CONFIG_FILE: bad } }, (err, _o, stderr) => resolve({ code: err === null ? 0 : Number((err as { code?: number }).code), stderr })),
+    execFile(agentCommand()[0], [...agentCommand().slice(1), 'render', '--validate'], { env: { ENVOY_BINARY: fakeEnvoy, ENVOY_CONFIG_FILE: bad } }, (err, _o, stderr) => resolve({ code: err === null ? 0 : Number((err as { code?: number }).code), stderr })),
   );
   assert.equal(r.code, 4);
   assert.match(r.stderr, /AGENT_ERR_BOOTSTRAP_INVALID: Envoy abc\/1.40.0\/Clean\/RELEASE\/BoringSSL rejected the bootstrap:\nerror initializing configuration: bad duration/);

@@ -1,0 +1,25 @@
+/**
+ * `npm run build:binary`: /usr/bin/agent as one file, a Node single executable application: the Node 24 runtime
+ * the project pins, with dist/agent.js (the bundle, templates inlined) injected. Runs where there is no Node.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+
+execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
+writeFileSync(
+  'dist/sea-config.json',
+  JSON.stringify({ main: 'dist/agent.js', output: 'dist/agent.blob', disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true }),
+);
+execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: ['ignore', 'ignore', 'inherit'] });
+rmSync('dist/agent', { force: true });
+copyFileSync(process.execPath, 'dist/agent');
+chmodSync('dist/agent', 0o755);
+// postject warns about ELF note sections it does not name; its output is shown only when it fails.
+try {
+  execFileSync(process.execPath, ['node_modules/postject/dist/cli.js', 'dist/agent', 'NODE_SEA_BLOB', 'dist/agent.blob', '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'pipe' });
+} catch (err) {
+  process.stderr.write(String((err as { stderr?: Buffer }).stderr ?? err));
+  process.exit(1);
+}
+rmSync('dist/agent.blob', { force: true });
+process.stdout.write(`dist/agent: ${(statSync('dist/agent').size / 1048576).toFixed(1)} MiB (Node ${process.version})\n`);
