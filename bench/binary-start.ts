@@ -1,0 +1,51 @@
+/**
+ * Benchmark: the single executable (dist/agent): its size, and over 10 starts the time from exec to Envoy spawned
+ * and to HEALTHY, with a small static bootstrap. Prints figures; asserts nothing.
+ *   npm run build:binary && node bench/binary-start.ts
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
+import { freePort, startApp } from '../test/helpers/apps.ts';
+import { httpRequest } from '../test/helpers/http.ts';
+import { writeStaticMesh } from '../test/helpers/static-envoy.ts';
+
+const envoy = findEnvoy();
+if (envoy === null) throw new Error('Envoy not found: run npm run setup');
+const binary = `${repoRoot}/dist/agent`;
+const app = await startApp('bench');
+const spawned: number[] = [];
+const healthy: number[] = [];
+for (let i = 0; i < 10; i++) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-bin-'));
+  const mesh = writeStaticMesh(dir, { app: app.port, inbound: await freePort(), outbound: await freePort() });
+  const t0 = performance.now();
+  const agent = spawn(binary, [], {
+    env: { PATH: '/usr/bin:/bin', ENVOY_BINARY: envoy, ENVOY_CONFIG_FILE: mesh.path, APPNET_RUNTIME_DIR: join(dir, 'rt'), APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: join(dir, 'agent.sock'), ENVOY_LOG_LEVEL: 'error', APPNET_AGENT_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let spawnedAt = 0;
+  agent.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    if (spawnedAt === 0 && c.includes('"msg":"Envoy started"')) spawnedAt = performance.now();
+  });
+  for (;;) {
+    const ok = await httpRequest({ socketPath: join(dir, 'agent.sock') }, '/status').then((r) => JSON.parse(r.body).healthStatus === 'HEALTHY', () => false);
+    if (ok) break;
+    await sleep(10);
+  }
+  healthy.push(performance.now() - t0);
+  spawned.push(spawnedAt - t0);
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+}
+await app.close();
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+process.stdout.write(
+  `dist/agent: ${(statSync(binary).size / 1048576).toFixed(1)} MiB\n` +
+    `exec → Envoy spawned: median ${med(spawned).toFixed(0)} ms (min ${Math.min(...spawned).toFixed(0)}, max ${Math.max(...spawned).toFixed(0)}) over 10 starts\n` +
+    `exec → HEALTHY: median ${med(healthy).toFixed(0)} ms (min ${Math.min(...healthy).toFixed(0)}, max ${Math.max(...healthy).toFixed(0)})\n`,
+);
