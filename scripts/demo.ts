@@ -164,14 +164,18 @@ for (let i = 0; i < 4; i++) {
   for (const l of lines) say(l.replace(/\r$/, ''));
 }
 
-await sleep(6000); // one stats snapshot interval (5 s here) and a stats flush
+await sleep(1500); // Envoy's stats flush (1 s here) puts the latency histograms in
 say();
 say(`$ agent /stats/prometheus?usedonly&filter=metrics_extension   ${dim('# the client task: egress metrics')}`);
 const clientMetrics = (await get({ socketPath: client.socket }, '/stats/prometheus?usedonly&filter=metrics_extension')).body;
 say(clientMetrics.split('\n').filter((l) => /^(RequestCountPerTarget|HTTPCode_Target_2XX_Count|TargetResponseTime_count)/.test(l)).join('\n'));
 say();
 say(`$ agent /stats/prometheus?usedonly&filter=metrics_extension&delta   ${dim('# task web-1: ingress metrics, the ECS agent\'s request')}`);
-const webMetrics = (await get({ socketPath: webs[0]?.socket ?? '' }, '/stats/prometheus?usedonly&filter=metrics_extension')).body;
+// The delta is the change over the last completed snapshot interval: wait for the one holding the requests.
+const webMetrics = await until('a delta with the requests', async () => {
+  const body = (await get({ socketPath: webs[0]?.socket ?? '' }, '/stats/prometheus?usedonly&filter=metrics_extension&delta')).body;
+  return /^RequestCount\{[^}]*\} [1-9]/m.test(body) ? body : undefined;
+}, 15_000);
 say(webMetrics.split('\n').filter((l) => /^(RequestCount|NewConnectionCount|TargetResponseTime_count)\{/.test(l)).join('\n'));
 
 if (keep) {
