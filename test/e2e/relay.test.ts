@@ -126,6 +126,15 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
     { timeoutMs: 30_000 });
     assert.match(String(ads['authorization']), /\/eu-west-1\/appmesh\/aws4_request/, 'signed by the relay, not the sidecar');
     assert.equal(ads[':authority'], 'localhost');
+    // ECS-managed health reads Envoy's control-plane connection; the test server ends each stream at once, so the
+    // sidecar is between reconnects, which stays HEALTHY well inside HC_DISCONNECTED_TIMEOUT_S.
+    const status = await waitFor('the control-plane connection in /status', async () => {
+      const s = await sidecar.status();
+      return s['managementServerConnectionStatus'] !== undefined ? s : undefined;
+    });
+    assert.match(String(status['managementServerConnectionStatus']), /^(CONNECTED|NOT_CONNECTED)$/);
+    if (status['managementServerConnectionStatus'] === 'NOT_CONNECTED') assert.match(String(status['managementServerDisconnectedTimestamp']), /^\d{4}-\d\d-\d\dT/);
+    assert.equal(status['healthStatus'], 'HEALTHY');
     sidecar.child.kill('SIGTERM');
     assert.equal((await sidecar.exited).code, 0);
   });
