@@ -143,14 +143,8 @@ export function readConfig(env: Env, io: ConfigIo): Config {
   const need = <T>(name: string): T => get<T>(name) as T;
   const isSet = (name: string): boolean => given(name) !== undefined;
 
-  const readDocument = (variable: string, path: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null => {
-    let textContent: string;
-    try {
-      textContent = io.readFile(path);
-    } catch (err) {
-      problems.push(problem(variable, path, `must name a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
-      return null;
-    }
+  /** Parses a file's text already read: YAML or JSON, a mapping; problems name the variable and the path. */
+  const parseDocument = (variable: string, path: string, textContent: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null => {
     if (textContent.trim() === '') {
       if (!opts.allowEmpty) problems.push(problem(variable, path, 'must name a file that is not empty'));
       return null;
@@ -169,6 +163,16 @@ export function readConfig(env: Env, io: ConfigIo): Config {
       return null;
     }
     return doc as Record<string, unknown>;
+  };
+  const readDocument = (variable: string, path: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null => {
+    let textContent: string;
+    try {
+      textContent = io.readFile(path);
+    } catch (err) {
+      problems.push(problem(variable, path, `must name a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
+      return null;
+    }
+    return parseDocument(variable, path, textContent, opts);
   };
 
   // ── Mode ────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -200,7 +204,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
           problems.push(problem('ENVOY_CONFIG_FILE', configFile, `must contain YAML or JSON (${firstLine((err as Error).message)})`));
         }
       } else {
-        userDocument = readDocument('ENVOY_CONFIG_FILE', configFile, { allowEmpty: false });
+        userDocument = parseDocument('ENVOY_CONFIG_FILE', configFile, content, { allowEmpty: false });
       }
       if (userDocument !== null) userBootstrap = { path: configFile };
     }

@@ -4,6 +4,7 @@
  * their ECS definitions. validateServiceConnectConfig checks it by ECS's rules and returns one message per
  * violation. Pure.
  */
+import { isPort } from '../config/parsers.ts';
 
 export type AppProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
 
@@ -65,7 +66,7 @@ export function validateServiceConnectConfig(doc: unknown): { config: ScConfig |
       const name = m['name'];
       if (typeof name !== 'string' || !NAME.test(name)) bad(`${p}.name`, name, 'must be 1 to 64 characters of a-z, 0-9, _ and -, not starting with -');
       const port = m['containerPort'];
-      if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) bad(`${p}.containerPort`, port, 'must be an integer from 1 to 65535');
+      if (!isPort(port)) bad(`${p}.containerPort`, port, 'must be an integer from 1 to 65535');
       const proto = m['appProtocol'];
       if (proto !== undefined && proto !== 'http' && proto !== 'http2' && proto !== 'grpc') bad(`${p}.appProtocol`, proto, 'must be http, http2 or grpc, or absent for TCP');
       if (typeof name === 'string') {
@@ -111,14 +112,14 @@ export function validateServiceConnectConfig(doc: unknown): { config: ScConfig |
         if (!isObject(a)) bad(`${p}.clientAliases[0]`, a, 'must be an object with port and dnsName');
         else {
           const port = a['port'];
-          if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) bad(`${p}.clientAliases[0].port`, port, 'must be an integer from 1 to 65535');
+          if (!isPort(port)) bad(`${p}.clientAliases[0].port`, port, 'must be an integer from 1 to 65535');
           const dnsName = a['dnsName'] ?? (typeof discoveryName === 'string' && typeof namespace === 'string' ? `${discoveryName}.${namespace}` : undefined);
           if (typeof dnsName !== 'string' || !DNS_NAME.test(dnsName)) bad(`${p}.clientAliases[0].dnsName`, dnsName, 'must be 1 to 127 characters of a-z, 0-9, _, . and -, not starting with -');
           else alias = { dnsName, port: Number(port) };
         }
       }
       const override = s['ingressPortOverride'];
-      if (override !== undefined && (!Number.isInteger(override) || (override as number) < 1 || (override as number) > 65535)) {
+      if (override !== undefined && !isPort(override)) {
         bad(`${p}.ingressPortOverride`, override, 'must be an integer from 1 to 65535');
       }
       const ingressPort = typeof override === 'number' ? override : DEFAULT_INGRESS_PORT_BASE + i;

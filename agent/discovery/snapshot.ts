@@ -12,6 +12,7 @@
  * discoveryName.namespace on the instances' port.
  */
 import { isIP } from 'node:net';
+import { isPort } from '../config/parsers.ts';
 import type { AppProtocol } from './service-connect-config.ts';
 
 export interface Endpoint {
@@ -55,7 +56,7 @@ export const ATTRIBUTES = {
 
 function port(v: string | undefined): number | null {
   const n = Number(v);
-  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : null;
+  return isPort(n) ? n : null;
 }
 function seconds(v: string | undefined): number | null {
   const n = Number(v);
