@@ -45,7 +45,7 @@ const VERDICT_WAIT_MS = 5000;
 /** Retries of an update that could not be applied: 1 s, doubling, at most this. */
 const MAX_RETRY_DELAY_MS = 15_000;
 /** At most one re-registration of the same instance in this time (Cloud Map's reads may lag its writes). */
-const REREGISTER_MIN_INTERVAL_MS = 10_000;
+const REREGISTER_MIN_INTERVAL_MS = 5000;
 
 export interface TaskIdentity {
   readonly taskId: string | null;

@@ -230,8 +230,15 @@ export class Discovery {
         if (t === undefined) continue;
         await attempt(async () => {
           if (refetch || t.missingSinceMs !== null) return this.#fetch(name, signal);
-          const revision = await this.#opts.cloudMap.discoverRevision(this.#namespace.name, name, signal);
-          return revision !== t.revision ? this.#fetch(name, signal) : false;
+          let revision: number | null;
+          try {
+            revision = await this.#opts.cloudMap.discoverRevision(this.#namespace.name, name, signal);
+          } catch (err) {
+            if (isNotFound(err, 'Namespace')) throw new NamespaceGone();
+            if (!isNotFound(err, 'Service')) throw err;
+            revision = null; // #fetch reports it and keeps the last known endpoints
+          }
+          return revision === null || revision !== t.revision ? this.#fetch(name, signal) : false;
         });
       }
       this.#cursor = names.length === 0 ? 0 : (this.#cursor + batch) % names.length;
@@ -266,7 +273,8 @@ export class Discovery {
         changed = await this.pollOnce(signal);
         if (this.#failingSinceMs !== null) this.#opts.logger.info('Cloud Map answers again');
         this.#failingSinceMs = null;
-        waitMs = this.#namespaceMissingSinceMs === null ? this.#opts.pollIntervalMs : Math.min(waitMs * 2, this.#opts.maxBackoffMs ?? 30_000);
+        // While the namespace is gone, looking it up (one ListNamespaces) backs off to 5 s at most.
+        waitMs = this.#namespaceMissingSinceMs === null ? this.#opts.pollIntervalMs : Math.min(waitMs * 2, 5000);
       } catch (err) {
         if (signal.aborted) return;
         changed = (err as { changed?: boolean }).changed === true;
