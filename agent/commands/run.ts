@@ -4,12 +4,14 @@
  * leaves no file behind.
  *
  * Shutdown on SIGTERM, SIGINT or SIGQUIT (whichever comes first; a second one skips the wait):
- *   1. hooks that must run before draining (Cloud Map: deregister this task's instances);
+ *   1. hooks that must run before draining (Cloud Map: deregister this task's instances, at most 3 s);
  *   2. drain inbound listeners gracefully (Envoy /drain_listeners?inboundonly&graceful);
  *   3. wait until Envoy reports no active downstream connections, or LISTENER_DRAIN_WAIT_TIME_S;
  *   4. stop Envoy: /quitquitquit, SIGTERM after 3 s, SIGKILL after 2 s more;
  *   5. close the management interface, remove its socket, exit 0.
- * With the defaults this ends within 26 s, inside ECS's 30 s stop timeout.
+ * With the defaults this ends within 28 s, inside ECS's 30 s stop timeout. A signal during start-up ends the
+ * start-up (the mode extension gets the stop signal), undoes it, and exits 0. Once the mode extension exists, every
+ * way out (a signal, the restart budget spent, an error) closes it: Cloud Map mode deregisters this task.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';

@@ -53,7 +53,11 @@ interface Tracked {
   missingSinceMs: number | null;
 }
 
-class NamespaceGone extends Error {}
+class NamespaceGone extends Error {
+  constructor() {
+    super('the namespace does not exist (NamespaceNotFound)');
+  }
+}
 
 export class Discovery {
   readonly #opts: DiscoveryOptions;

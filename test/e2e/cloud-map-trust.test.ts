@@ -461,26 +461,43 @@ describe("every way a task ends leaves no registration of it", { concurrency: fa
 describe('tasks of one service starting at the same instant', { timeout: 120_000 }, () => {
   test('two tasks registering a new service at once both succeed and end in one service, 20 trials out of 20 (through the registration code, not 40 agents)', async () => {
     // The race is in registration (create the service, list, delete a duplicate, register); running it directly
-    // against moto 20 times tests it without starting 40 Envoys.
-    Object.assign(process.env, moto.env);
+    // against moto 20 times tests it without starting 40 Envoys. Task 0 sees Cloud Map through a proxy that answers
+    // its GetService calls 30 ms late, as a task on a busier host would: that opens the window in which the other
+    // task deletes a duplicate task 0 has listed but not looked at yet.
     const { createCloudMapClient } = await import('../../agent/discovery/cloud-map-client.ts');
     const { registerTask } = await import('../../agent/discovery/registration.ts');
     const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
-    const tasks = await Promise.all([createCloudMapClient({ region: 'us-east-1' }), createCloudMapClient({ region: 'us-east-1' })]);
+    const proxy = await startCloudMapProxy(moto.url);
+    ctx.after(() => proxy.close());
+    proxy.slow((op) => op === 'GetService', 30);
+    // The SDK reads its endpoint from the environment when a client makes its first call.
+    Object.assign(process.env, proxy.env);
+    const slowTask = await createCloudMapClient({ region: 'us-east-1' });
+    await slowTask.findNamespace('race.local');
+    Object.assign(process.env, moto.env);
+    const fastTask = await createCloudMapClient({ region: 'us-east-1' });
+    await fastTask.findNamespace('race.local');
+    const tasks = [slowTask, fastTask];
     ctx.after(() => tasks.forEach((t) => t.close()));
+    assert.equal(proxy.seen.get('ListNamespaces'), 1, 'only the slow task goes through the proxy');
     const namespace = await tasks[0]?.findNamespace('race.local');
     assert.ok(namespace);
     const failures: string[] = [];
     for (let trial = 0; trial < 20; trial++) {
       const name = `race-${trial}`;
       const results = await Promise.allSettled(
-        tasks.map((cm, i) => registerTask(cm, namespace, [{ name, instanceId: `task-${i}`, attributes: httpAttrs(`127.0.3.${i + 1}`, name) }], [], silent)),
+        tasks.map(async (cm, i) => {
+          // The second task a few milliseconds behind the first, a different amount each trial, so that the 20
+          // trials cover different interleavings of create, list, delete and register.
+          if (i === 1) await new Promise((r) => setTimeout(r, trial % 5));
+          await registerTask(cm, namespace, [{ name, instanceId: `task-${i}`, attributes: httpAttrs(`127.0.3.${i + 1}`, name) }], [], silent);
+        }),
       );
       for (const r of results) if (r.status === 'rejected') failures.push(`${name}: ${(r.reason as Error).message}`);
+      assert.deepEqual(failures, [], 'every start succeeds');
       assert.deepEqual((await discover('race.local', name)).sort(), ['task-0', 'task-1'], `${name}: both tasks in the service the name resolves to`);
       const services = ((await moto.client.send(new ListServicesCommand({}))).Services ?? []).filter((s) => s.Name === name);
       assert.equal(services.length, 1, `${name}: one service left`);
     }
-    assert.deepEqual(failures, []);
   });
 });

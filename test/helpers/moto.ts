@@ -72,6 +72,8 @@ export interface CloudMapProxy {
   readonly seen: Map<string, number>;
   /** Operations matching `pred` (the operation and how many of it came before) hang from now on. */
   hang(pred: (operation: string, before: number) => boolean): void;
+  /** Operations matching `pred` are forwarded `ms` late from now on (a slow task's view of Cloud Map). */
+  slow(pred: (operation: string) => boolean, ms: number): void;
   /** Resolves when a request for `operation` is being held. */
   held(operation: string): Promise<void>;
   release(): void;
@@ -81,6 +83,8 @@ export interface CloudMapProxy {
 export async function startCloudMapProxy(target: string): Promise<CloudMapProxy> {
   const seen = new Map<string, number>();
   let pred: (operation: string, before: number) => boolean = () => false;
+  let slowPred: (operation: string) => boolean = () => false;
+  let slowMs = 0;
   let holding: Array<{ operation: string; res: ServerResponse }> = [];
   let waiters: Array<{ operation: string; resolve: () => void }> = [];
   const server = createServer((req, res) => {
@@ -94,12 +98,16 @@ export async function startCloudMapProxy(target: string): Promise<CloudMapProxy>
       waiters = waiters.filter((x) => x.operation !== operation);
       return;
     }
-    const upstream = request(`${target}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    const forward = () => {
+      const upstream = request(`${target}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    };
+    if (slowPred(operation)) setTimeout(forward, slowMs);
+    else forward();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -113,6 +121,10 @@ export async function startCloudMapProxy(target: string): Promise<CloudMapProxy>
     seen,
     hang: (p) => {
       pred = p;
+    },
+    slow: (p, ms) => {
+      slowPred = p;
+      slowMs = ms;
     },
     held: (operation) =>
       holding.some((h) => h.operation === operation)
