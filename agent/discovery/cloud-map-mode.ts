@@ -325,6 +325,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
 
   /** Every poll: retry what could not be applied; register this task's instances again when they went. */
   const afterPoll = async (snapshot: DiscoverySnapshot) => {
+    metrics?.cloudMapSkippedNow.set(problemLog.size);
     if (pending !== null && Date.now() >= pending.nextAtMs) await apply(snapshot);
     if (stopping) return;
     for (const r of registered) {
