@@ -144,7 +144,7 @@ export const routes: readonly Route[] = [
     methods: ['GET'],
     query: [],
     rateLimited: false,
-    doc: "The agent's own metrics in Prometheus format: Envoy restarts and exits, health transitions, Envoy admin call latency, stats snapshots, management requests, and the process (memory, CPU, event loop).",
+    doc: "The agent's own metrics in Prometheus format: Envoy restarts and exits, health transitions, Envoy admin call latency, stats snapshots, management requests, in Cloud Map mode skipped records, updates that could not be applied, services without a virtual IP and registration events (docs/cloud-map.md), and the process (memory, CPU, event loop).",
     handle: async (ctx) => ({ status: 200, body: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }),
   },
 ];

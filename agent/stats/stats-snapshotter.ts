@@ -47,9 +47,11 @@ export class StatsSnapshotter {
   #last: Snapshot | null = null;
   #delta: Delta | null = null;
   readonly #now: () => number;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<unknown>;
 
-  constructor(opts: { admin: EnvoyAdminClient; intervalMs: number; epoch: () => number; logger: Logger; onSnapshot?: (outcome: 'ok' | 'error') => void; labels?: MetricLabels; now?: () => number }) {
+  constructor(opts: { admin: EnvoyAdminClient; intervalMs: number; epoch: () => number; logger: Logger; onSnapshot?: (outcome: 'ok' | 'error') => void; labels?: MetricLabels; now?: () => number; sleep?: (ms: number, signal: AbortSignal) => Promise<unknown> }) {
     this.#now = opts.now ?? Date.now;
+    this.#sleep = opts.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
     this.#labels = opts.labels ?? {};
     this.#admin = opts.admin;
     this.#intervalMs = opts.intervalMs;
@@ -90,7 +92,7 @@ export class StatsSnapshotter {
         waitMs = this.#intervalMs - (elapsed % this.#intervalMs);
       }
       try {
-        await sleep(waitMs, undefined, { signal });
+        await this.#sleep(waitMs, signal);
       } catch {
         return;
       }
