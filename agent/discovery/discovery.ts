@@ -129,7 +129,9 @@ export class Discovery {
   }
 
   async #list(signal?: AbortSignal): Promise<boolean> {
-    const services = await this.#opts.cloudMap.listServices(this.#namespace.id, signal);
+    const services = await this.#opts.cloudMap.listServices(this.#namespace.id, signal).catch((err: unknown) => {
+      throw isNotFound(err, 'Namespace') ? new NamespaceGone() : err;
+    });
     if (services.length === 0 && this.#tracked.size > 0 && !(await this.#opts.cloudMap.namespaceExists(this.#namespace.id, signal))) throw new NamespaceGone();
     let changed = false;
     const names = new Set<string>();
