@@ -2,7 +2,7 @@
  * renderResources: what discovery knows → Envoy's listeners, clusters and endpoints for Cloud Map mode, as the
  * filesystem xDS files Envoy watches (LDS, CDS, one EDS file per cluster). Pure.
  *
- * - Outbound, per service in the namespace: a listener on its virtual IP and alias port. http, http2 and grpc get
+ * - Outbound, per service in the namespace that has a virtual IP: a listener on that IP and its alias port. http, http2 and grpc get
  *   an HTTP connection manager with a per-request timeout (default 15 s), an idle timeout (default 300 s) and 2
  *   retries on connect failure, refused stream, reset and 503, each to another host; TCP gets tcp_proxy with a
  *   3600 s idle timeout. Its cluster `scout_<protocol>_<name>` balances round robin with outlier detection and
@@ -15,12 +15,17 @@
  * - Access logs, per accessLogConfiguration, to stdout.
  */
 import type { AppProtocol, ScConfig } from '../discovery/service-connect-config.ts';
-import { callTarget, type DiscoverySnapshot, type VipAllocator } from '../discovery/snapshot.ts';
+import { callTarget, type DiscoverySnapshot } from '../discovery/snapshot.ts';
 import { NAMING } from '../stats/service-connect-metrics.ts';
 
 export interface ResourceFiles {
   readonly lds: Record<string, unknown>;
   readonly cds: Record<string, unknown>;
+}
+
+/** Where each service's listener binds: its virtual IP, or null when it has none (the range is exhausted). */
+export interface VipSource {
+  vipOf(discoveryName: string): string | null;
 }
 
 export interface SelfTask {
@@ -123,7 +128,7 @@ function tcpFilter(statPrefix: string, cluster: string, idleTimeoutS: number | n
   };
 }
 
-export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator, self: SelfTask): ResourceFiles {
+export function renderResources(snapshot: DiscoverySnapshot, vips: VipSource, self: SelfTask): ResourceFiles {
   const listeners: Record<string, unknown>[] = [];
   const clusters: Record<string, unknown>[] = [];
   const log = accessLog(self.config);
@@ -134,7 +139,8 @@ export function renderResources(snapshot: DiscoverySnapshot, vips: VipAllocator,
     if (service === undefined) continue;
     const target = callTarget(service, snapshot.namespace);
     if (target === null) continue;
-    const vip = vips.vipFor(name);
+    const vip = vips.vipOf(name);
+    if (vip === null) continue;
     const cluster = NAMING.outboundCluster(service.protocol, name);
     const filter =
       service.protocol === 'tcp'

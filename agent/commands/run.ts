@@ -4,12 +4,14 @@
  * leaves no file behind.
  *
  * Shutdown on SIGTERM, SIGINT or SIGQUIT (whichever comes first; a second one skips the wait):
- *   1. hooks that must run before draining (Cloud Map: deregister this task's instances);
+ *   1. hooks that must run before draining (Cloud Map: deregister this task's instances, at most 3 s);
  *   2. drain inbound listeners gracefully (Envoy /drain_listeners?inboundonly&graceful);
  *   3. wait until Envoy reports no active downstream connections, or LISTENER_DRAIN_WAIT_TIME_S;
  *   4. stop Envoy: /quitquitquit, SIGTERM after 3 s, SIGKILL after 2 s more;
  *   5. close the management interface, remove its socket, exit 0.
- * With the defaults this ends within 26 s, inside ECS's 30 s stop timeout.
+ * With the defaults this ends within 28 s, inside ECS's 30 s stop timeout. A signal during start-up ends the
+ * start-up (the mode extension gets the stop signal), undoes it, and exits 0. Once the mode extension exists, every
+ * way out (a signal, the restart budget spent, an error) closes it: Cloud Map mode deregisters this task.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';
@@ -23,7 +25,7 @@ import { EnvoySupervisor, describeExit } from '../envoy/supervisor.ts';
 import { HealthMonitor } from '../health/health-monitor.ts';
 import { agentLevelFor, createLogger, type Logger } from '../logger.ts';
 import { startManagementServer, type ManagementServer } from '../server/management-server.ts';
-import { createAgentMetrics } from '../stats/agent-metrics.ts';
+import { createAgentMetrics, type AgentMetrics } from '../stats/agent-metrics.ts';
 import { StatsSnapshotter } from '../stats/stats-snapshotter.ts';
 import type { MetricLabels } from '../stats/service-connect-metrics.ts';
 import { collectPlatform } from '../system/collect-platform.ts';
@@ -42,16 +44,29 @@ export interface RunIo extends ConfigIo {
   readonly onProcessExit: (hook: () => void) => void;
 }
 
-/** A mode's extra parts (Cloud Map discovery) plug in here: started after Envoy, stopped before draining. */
+/**
+ * A mode's extra parts (Cloud Map discovery) plug in here: created before Envoy, started after it, stopped before
+ * draining. Once created, it is closed on every exit path of runAgent (close() also does what beforeDrain() does,
+ * when it has not run: Cloud Map mode deregisters this task whatever the way out).
+ */
 export interface ModeExtension {
   /** ServiceName and ClusterName for the Service Connect metrics. */
   readonly metricLabels: MetricLabels;
-  start(signal: AbortSignal): Promise<void>;
+  start(signal: AbortSignal, envoy: { admin: EnvoyAdminClient; healthChanged: () => void }): Promise<void>;
+  /** What makes the agent UNHEALTHY (problems) and what /status reports without changing health (warnings). */
+  health(): { problems: readonly string[]; warnings: readonly string[] };
   beforeDrain(): Promise<void>;
   close(): Promise<void>;
 }
 
-export type ModeExtensionFactory = (config: Config, deps: { logger: Logger }) => Promise<ModeExtension | null>;
+export interface ModeExtensionDeps {
+  readonly logger: Logger;
+  readonly metrics?: AgentMetrics;
+  /** The stop signal: a stop during the mode's start-up ends it (it cleans up and throws an AbortError). */
+  readonly signal?: AbortSignal;
+}
+
+export type ModeExtensionFactory = (config: Config, deps: ModeExtensionDeps) => Promise<ModeExtension | null>;
 
 async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number, hurry: AbortSignal, logger: Logger): Promise<void> {
   const deadline = Date.now() + maxMs;
@@ -87,9 +102,33 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
   const rendered = config.userBootstrap === null ? renderBootstrap(config, platform) : null;
   const version = await envoyVersion(config.envoyBinary);
   logger.info('found Envoy', { binary: config.envoyBinary, version });
-  const ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }) }) : null;
+  const metrics = createAgentMetrics();
+  let ext: ModeExtension | null = null;
+  try {
+    ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }), metrics, signal: io.stopSignal }) : null;
+  } catch (err) {
+    // A stop signal during the mode's start-up: it has undone what it did (deregistered); a clean stop.
+    if (io.stopSignal.aborted) {
+      logger.info('stopped during start-up', { reason: String(io.stopSignal.reason ?? 'signal'), err });
+      return 0;
+    }
+    throw err;
+  }
+  // From here on every way out closes the mode extension (Cloud Map: deregisters this task).
+  try {
+    if (io.stopSignal.aborted) {
+      logger.info('stopped during start-up', { reason: String(io.stopSignal.reason ?? 'signal') });
+      return 0;
+    }
+    return await runWithExtension(config, io, logger, metrics, rendered, ext);
+  } finally {
+    await ext?.close().catch((err: unknown) => logger.warn('closing the mode extension failed', { err }));
+  }
+}
 
-  // Nothing above wrote a file: bad input stops the agent with the disk as it was.
+async function runWithExtension(config: Config, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, ext: ModeExtension | null): Promise<number> {
+  // Nothing above wrote a file but the mode's own (Cloud Map: its xDS files and hosts block, after its checks): bad
+  // input stops the agent with the disk as it was.
   await ensureDirectory(config.runtimeDir);
   if (rendered !== null) {
     // JSON is YAML too: Envoy reads it whatever the file is called, and the agent need not load a YAML library.
@@ -102,7 +141,6 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
     await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.cds}`, 'resources: []\n');
   }
 
-  const metrics = createAgentMetrics();
   const admin = new EnvoyAdminClient(config.envoyAdmin.address, { observe: (path, s, outcome) => metrics.adminCallSeconds.observe({ path, outcome }, s) });
   const loops = new AbortController();
   /** Stats snapshots stop as soon as shutdown starts: a snapshot racing Envoy's exit would only log noise. */
@@ -150,6 +188,7 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
     pollIntervalMs: config.health.pollIntervalMs,
     disconnectedTimeoutMs: config.health.disconnectedTimeoutMs,
     logger: logger.child({ component: 'health' }),
+    ...(ext !== null ? { extension: () => ext.health() } : {}),
     onTransition: (to) => {
       metrics.healthTransitions.inc({ to });
       metrics.healthy.set(to === 'HEALTHY' ? 1 : 0);
@@ -196,7 +235,7 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
       });
     }
     supervisor.start();
-    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), ext?.start(loops.signal)]);
+    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), ext?.start(loops.signal, { admin, healthChanged: () => health?.trigger() })]);
     loopsDone.catch((err: unknown) => logger.error('a background loop failed', { err }));
 
     const stopped = new Promise<'signal'>((resolve) => {

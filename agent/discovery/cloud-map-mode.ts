@@ -1,27 +1,51 @@
 /**
  * Cloud Map mode: the agent as its own Service Connect control plane.
  *
- * At start (before Envoy): validate the Service Connect configuration, find the task's identity, find the
- * namespace, create the Cloud Map services of this task's services[] entries when missing (as ECS does), register
- * one instance per entry, discover the namespace, and write Envoy's xDS files and the hosts block.
- * While running: poll Cloud Map and rewrite only what changed; Envoy applies it without a restart.
- * On stop: deregister this task's instances before the listeners drain; on a clean exit, remove the hosts block.
+ * At start (before Envoy), in this order, so that nothing is registered that a later step would leave behind:
+ *   1. validate the Service Connect configuration, find the task's identity and the namespace;
+ *   2. check that the hosts file and the runtime directory can be written (a container user that cannot write
+ *      Docker's root-owned /etc/hosts fails here, exit 7, before registering);
+ *   3. register one instance per services[] entry (registration.ts);
+ *   4. discover the namespace, remove instances of this task id that an earlier run left in other services;
+ *   5. write Envoy's xDS files and the hosts block.
+ * A failure or a stop signal after step 3 deregisters what was registered before the error is thrown.
+ *
+ * While running: poll Cloud Map and apply what changed. An update that could not be applied (a write failed,
+ * Envoy rejected the files) is retried until it is, with backoff, and makes the agent UNHEALTHY meanwhile. Envoy's
+ * verdict on each file comes from its update_rejected counters. This task's own instances are registered again
+ * when they disappear from Cloud Map. Virtual IPs of departed services are released.
+ *
+ * On stop (and on every other exit the agent controls): deregister this task's instances, all at once, within
+ * DEREGISTER_DEADLINE_MS; on close, remove the hosts block.
  */
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/index.ts';
 import { cloudMapXdsFiles } from '../bootstrap/index.ts';
 import { renderResources, type SelfTask } from '../bootstrap/render-resources.ts';
 import { AgentError } from '../errors.ts';
-import { renderHostsBlock, type HostsEntry } from '../hosts/hosts-block.ts';
+import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
+import { renderHostsBlock } from '../hosts/hosts-block.ts';
 import { writeHostsBlock } from '../hosts/hosts-file.ts';
 import type { Logger } from '../logger.ts';
-import type { ModeExtension } from '../commands/run.ts';
+import type { ModeExtension, ModeExtensionDeps } from '../commands/run.ts';
 import { fetchJson, type TaskMetadata } from '../system/collect-platform.ts';
 import { ensureDirectory, writeFileAtomic } from '../system/files.ts';
-import { createCloudMapClient, type CloudMap } from './cloud-map-client.ts';
+import { createCloudMapClient, type CloudMap, type NamespaceRef } from './cloud-map-client.ts';
 import { Discovery } from './discovery.ts';
-import { validateServiceConnectConfig, type ScConfig } from './service-connect-config.ts';
-import { ATTRIBUTES, callTarget, VipAllocator, type DiscoverySnapshot } from './snapshot.ts';
+import { ProblemLog } from './problem-log.ts';
+import { deregisterAll, deregisterOne, registerOne, registerTask, type Registration } from './registration.ts';
+import { DNS_NAME, validateServiceConnectConfig, type ScConfig } from './service-connect-config.ts';
+import { ATTRIBUTES, callTarget, hostsEntries, VipAllocator, type DiscoverySnapshot } from './snapshot.ts';
+
+/** The whole deregistration at stop, every instance at once. With drain (20 s) and Envoy's stop (5 s), inside ECS's 30 s. */
+export const DEREGISTER_DEADLINE_MS = 3000;
+/** How long the agent waits for Envoy to take a written file (its update_attempt counter) before judging. */
+const VERDICT_WAIT_MS = 5000;
+/** Retries of an update that could not be applied: 1 s, doubling, at most this. */
+const MAX_RETRY_DELAY_MS = 15_000;
+/** At most one re-registration of the same instance in this time (Cloud Map's reads may lag its writes). */
+const REREGISTER_MIN_INTERVAL_MS = 5000;
 
 export interface TaskIdentity {
   readonly taskId: string | null;
@@ -64,19 +88,26 @@ export function instanceAttributes(s: ScConfig['services'][number], identity: Ta
   return a;
 }
 
-export function hostsEntries(snapshot: DiscoverySnapshot, vips: VipAllocator): HostsEntry[] {
-  const entries: HostsEntry[] = [];
-  for (const [name, service] of snapshot.services) {
-    const target = callTarget(service, snapshot.namespace);
-    if (target !== null) entries.push({ ip: vips.vipFor(name), names: target.names });
+/** Opens the file for writing without changing it: EACCES, EROFS, EISDIR surface here, before anything is registered. */
+async function checkWritable(path: string): Promise<void> {
+  try {
+    const handle = await open(path, 'r+').catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return open(path, 'a');
+      throw err;
+    });
+    await handle.close();
+  } catch (err) {
+    throw new AgentError('AGENT_ERR_WRITE', `APPNET_HOSTS_FILE="${path}": cannot be written (${(err as Error).message}); the agent writes the names apps call into it. Run the agent as a user that may write it, or point APPNET_HOSTS_FILE at a writable file`, { cause: err });
   }
-  return entries;
 }
 
-export async function createCloudMapMode(config: Config, deps: { logger: Logger; cloudMap?: CloudMap }): Promise<ModeExtension | null> {
+const abortError = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new DOMException(`stopped by ${String(signal.reason ?? 'a signal')} during start-up`, 'AbortError'));
+
+export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps & { cloudMap?: CloudMap }): Promise<ModeExtension | null> {
   const cm = config.cloudMap;
   if (config.mode !== 'cloudmap' || cm === null) return null;
-  const { logger } = deps;
+  const { logger, metrics } = deps;
+  const signal = deps.signal ?? new AbortController().signal;
   const { config: sc, problems } = validateServiceConnectConfig(cm.document);
   if (sc === null) {
     throw new AgentError('AGENT_ERR_CONFIG', `${cm.source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:`, { problems: problems.map((p) => `${cm.source}: ${p}`) });
@@ -94,109 +125,288 @@ export async function createCloudMapMode(config: Config, deps: { logger: Logger;
 
   const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: config.region }));
   const fail = (what: string, err: unknown) =>
-    new AgentError('AGENT_ERR_CLOUD_MAP', `${what}: ${(err as Error).message} (endpoint ${process.env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] ?? 'AWS'}, region ${config.region})`, { cause: err });
-  let namespace;
-  try {
-    namespace = await cloudMap.findNamespace(sc.namespace);
-  } catch (err) {
-    cloudMap.close();
-    throw fail(`cannot list Cloud Map namespaces to find "${sc.namespace}"`, err);
-  }
-  if (namespace === null) {
-    cloudMap.close();
-    throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${sc.namespace}" does not exist in Cloud Map (region ${config.region}); create it, or fix "namespace" in ${cm.source}`);
-  }
+    err instanceof AgentError
+      ? err
+      : new AgentError('AGENT_ERR_CLOUD_MAP', `${what}: ${(err as Error).message} (endpoint ${process.env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] ?? 'AWS'}, region ${config.region})`, { cause: err });
+  const registered: Registration[] = [];
+  let deregistered = false;
+  const deregister = async () => {
+    if (deregistered) return;
+    deregistered = true;
+    if (registered.length === 0) return;
+    const left = await deregisterAll(cloudMap, registered, {
+      deadlineMs: DEREGISTER_DEADLINE_MS,
+      logger,
+      onResult: (outcome) => metrics?.cloudMapRegistrations.inc({ event: outcome === 'ok' ? 'deregistered' : 'deregister_failed' }),
+    });
+    if (left > 0) logger.warn('instances of this task stay registered in Cloud Map; peers eject them on connection failures (docs/cloud-map.md, "What cannot be cleaned up")', { left });
+  };
 
-  // Register this task: one instance per services[] entry, in a Cloud Map service created when missing.
-  const registered: Array<{ serviceId: string; instanceId: string; name: string }> = [];
+  // 1-3: namespace, writability, registration. Any failure or a stop signal deregisters what was registered.
+  let namespace: NamespaceRef | null;
+  let discovery: Discovery;
+  const problemLog = new ProblemLog({
+    logger,
+    onNew: (p) => metrics?.cloudMapSkippedRecords.inc({ attribute: p.attribute }),
+  });
   try {
-    const firstByName = (list: Array<{ id: string; name: string }>) => {
-      const m = new Map<string, string>();
-      for (const x of list) if (!m.has(x.name)) m.set(x.name, x.id);
-      return m;
-    };
-    let existing = firstByName(await cloudMap.listServices(namespace.id));
-    for (const s of sc.services) {
-      let serviceId = existing.get(s.discoveryName);
-      if (serviceId === undefined) {
-        // Tasks starting together may each create the service. Cloud Map refuses the second (and we use the
-        // first); an emulator may accept it, so every task registers in the first service of that name and a
-        // duplicate this task made is deleted.
-        const created = await cloudMap.createService(namespace.id, s.discoveryName);
-        existing = firstByName(await cloudMap.listServices(namespace.id));
-        serviceId = existing.get(s.discoveryName) ?? created;
-        if (serviceId !== created) await cloudMap.deleteService(created).catch((err: unknown) => logger.warn('deleting a duplicate Cloud Map service failed', { err }));
+    try {
+      namespace = await cloudMap.findNamespace(sc.namespace, signal);
+    } catch (err) {
+      if (signal.aborted) throw abortError(signal);
+      throw fail(`cannot list Cloud Map namespaces to find "${sc.namespace}"`, err);
+    }
+    if (namespace === null) {
+      throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${sc.namespace}" does not exist in Cloud Map (region ${config.region}); create it, or fix "namespace" in ${cm.source}`);
+    }
+    if (!DNS_NAME.test(namespace.name)) {
+      throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${namespace.name}" (found for "${sc.namespace}") cannot be used in names apps resolve: its name must be 1 to 127 characters of a-z, 0-9, _, . and -`);
+    }
+    await checkWritable(cm.hostsFile);
+    await ensureDirectory(config.runtimeDir);
+
+    const entries = sc.services.map((s) => ({ name: s.discoveryName, instanceId: identity.taskId as string, attributes: instanceAttributes(s, identity) }));
+    try {
+      await registerTask(cloudMap, namespace, entries, registered, logger, signal);
+      metrics?.cloudMapRegistrations.inc({ event: 'registered' }, registered.length);
+    } catch (err) {
+      if (signal.aborted) throw abortError(signal);
+      throw fail('cannot register this task in Cloud Map', err);
+    }
+
+    // 4: discovery, and instances of this task id that an earlier run left in services this run does not use.
+    discovery = new Discovery({
+      cloudMap,
+      namespace,
+      pollIntervalMs: cm.pollIntervalMs,
+      logger,
+      problems: problemLog,
+      onChange: (snapshot) => apply(snapshot),
+      afterPoll: (snapshot) => afterPoll(snapshot),
+    });
+    try {
+      await discovery.initial(signal);
+    } catch (err) {
+      if (signal.aborted) throw abortError(signal);
+      throw fail(`cannot discover namespace "${namespace.name}"`, err);
+    }
+    if (identity.taskId !== null) {
+      const mine = new Set(registered.map((r) => r.name));
+      for (const name of discovery.snapshot().services.keys()) {
+        if (mine.has(name)) continue;
+        for (const [instanceId, taskId] of discovery.instancesOf(name)) {
+          if (instanceId !== identity.taskId && taskId !== identity.taskId) continue;
+          const serviceId = discovery.serviceId(name) as string;
+          try {
+            await deregisterOne(cloudMap, serviceId, instanceId, AbortSignal.any([signal, AbortSignal.timeout(DEREGISTER_DEADLINE_MS)]));
+            metrics?.cloudMapRegistrations.inc({ event: 'stale_removed' });
+            logger.warn('removed an instance of this task that an earlier run left in Cloud Map', { service: name, instanceId });
+            discovery.refetchSoon(name);
+          } catch (err) {
+            if (signal.aborted) throw abortError(signal);
+            logger.warn('removing an instance an earlier run of this task left in Cloud Map failed', { service: name, instanceId, err });
+          }
+        }
       }
-      const instanceId = identity.taskId as string;
-      await cloudMap.registerInstance(serviceId, instanceId, instanceAttributes(s, identity));
-      registered.push({ serviceId, instanceId, name: s.discoveryName });
-      logger.info('registered in Cloud Map', { service: s.discoveryName, instanceId, address: `${identity.ipv4}:${s.ingressPort}` });
     }
   } catch (err) {
+    await deregister();
     cloudMap.close();
-    throw fail('cannot register this task in Cloud Map', err);
+    throw err;
   }
 
+  // 5: apply, now and whenever discovery sees a change.
   const vips = new VipAllocator(cm.vipCidr);
   const appIp = Object.values(config.ecs.containerIpMapping ?? {})[0] ?? '127.0.0.1';
   const self: SelfTask = { config: sc, taskIp: identity.ipv4 ?? '127.0.0.1', appIp };
   const written = new Map<string, string>();
-  const writeIfChanged = async (path: string, doc: unknown) => {
+  let filesWritten = 0;
+  let envoy: { admin: EnvoyAdminClient; healthChanged: () => void } | null = null;
+  let nameOwners = new Map<string, string>();
+  let withoutVip: string[] = [];
+  /** The update that could not be applied, retried until it is; null when Envoy has what discovery knows. */
+  let pending: { reason: string; since: number; failures: number; nextAtMs: number } | null = null;
+  let applying: Promise<void> = Promise.resolve();
+  let stopping = false;
+  let closing: Promise<void> | null = null;
+  const lastReregisterMs = new Map<string, number>();
+
+  const counters = async (prefix: string): Promise<{ attempt: number; rejected: number } | null> => {
+    if (envoy === null) return null;
+    try {
+      const stats = await envoy.admin.stats(`^${prefix.replace(/\./g, '\\.')}\\.update_(attempt|rejected)$`, { timeoutMs: 1000 });
+      const get = (n: string) => stats.find((s) => s.name === `${prefix}.${n}`)?.value;
+      const attempt = get('update_attempt');
+      const rejected = get('update_rejected');
+      return attempt === undefined || rejected === undefined ? null : { attempt, rejected };
+    } catch {
+      return null;
+    }
+  };
+
+  /** Writes one xDS file when it changed, and returns Envoy's verdict: null (taken, or cannot tell) or why not. */
+  const writeXds = async (kind: 'cds' | 'lds', doc: unknown): Promise<string | null> => {
+    const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
     const text = `${JSON.stringify(doc, null, 1)}\n`;
-    if (written.get(path) === text) return false;
+    if (written.get(path) === text) return null;
+    const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
+    const before = await counters(prefix);
     await writeFileAtomic(path, text);
     written.set(path, text);
-    return true;
+    filesWritten += 1;
+    if (before === null) return null;
+    const deadline = Date.now() + VERDICT_WAIT_MS;
+    for (;;) {
+      const after = await counters(prefix);
+      if (after !== null && after.attempt < before.attempt) return null; // Envoy restarted: it read the file at start
+      if (after !== null && after.attempt > before.attempt) {
+        if (after.rejected <= before.rejected) return null;
+        written.delete(path); // rewrite it at the retry, so Envoy tries it again
+        return `Envoy rejected the ${kind === 'lds' ? 'listeners' : 'clusters'} in ${path} (${prefix}.update_rejected went from ${before.rejected} to ${after.rejected}; Envoy's log says why)`;
+      }
+      if (Date.now() > deadline) {
+        logger.debug('Envoy did not report reading an xDS file in time; not judging it', { path });
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   };
-  await ensureDirectory(config.runtimeDir);
 
-  /** Writes what changed: clusters first, then the listeners that use them, then the names apps resolve. */
-  const apply = async (snapshot: DiscoverySnapshot) => {
-    const files = renderResources(snapshot, vips, self);
-    let changed = 0;
-    if (await writeIfChanged(join(config.runtimeDir, cloudMapXdsFiles.cds), files.cds)) changed++;
-    if (await writeIfChanged(join(config.runtimeDir, cloudMapXdsFiles.lds), files.lds)) changed++;
-    const hostsChanged = await writeHostsBlock(cm.hostsFile, renderHostsBlock(hostsEntries(snapshot, vips)));
-    const summary = [...snapshot.services.values()].map((s) => `${s.discoveryName}:${s.endpoints.length}`).join(' ');
-    if (changed > 0 || hostsChanged) logger.info('applied Cloud Map changes', { files: changed, hostsFile: hostsChanged, endpoints: summary });
-  };
-
-  const discovery = new Discovery({
-    cloudMap,
-    namespace,
-    pollIntervalMs: cm.pollIntervalMs,
-    logger,
-    onChange: (snapshot) =>
-      apply(snapshot).catch((err: unknown) => {
-        logger.error('writing Envoy resources failed; Envoy keeps the previous ones', { err });
-      }),
-  });
-  try {
-    await apply(await discovery.initial());
-  } catch (err) {
-    if (err instanceof AgentError) throw err;
-    throw fail(`cannot discover namespace "${namespace.name}"`, err);
-  }
-
-  let deregistered = false;
-  return {
-    metricLabels: { ...(sc.serviceName ? { ServiceName: sc.serviceName } : {}), ...(sc.clusterName ? { ClusterName: sc.clusterName } : {}) },
-    start: (signal) => discovery.run(signal),
-    beforeDrain: async () => {
-      if (deregistered) return;
-      deregistered = true;
-      for (const r of registered) {
-        try {
-          await cloudMap.deregisterInstance(r.serviceId, r.instanceId);
-          logger.info('deregistered from Cloud Map', { service: r.name, instanceId: r.instanceId });
-        } catch (err) {
-          logger.warn('deregistering from Cloud Map failed', { service: r.name, err });
+  const applyNow = async (snapshot: DiscoverySnapshot) => {
+    // Virtual IPs: departed services release theirs; services without one (range exhausted) are left out.
+    const callable = [...snapshot.services].filter(([, s]) => callTarget(s, snapshot.namespace) !== null).map(([name]) => name);
+    const exhausted = vips.assign(callable);
+    if (exhausted.join() !== withoutVip.join()) {
+      if (exhausted.length > 0) logger.warn('virtual IPs exhausted: services left without a listener and a name until another service leaves', { services: exhausted, vipCidr: cm.vipCidr, capacity: vips.capacity });
+      else if (withoutVip.length > 0) logger.info('every service has a virtual IP again');
+    }
+    withoutVip = exhausted;
+    metrics?.cloudMapServicesWithoutVip.set(exhausted.length);
+    const lookup = { vipOf: (name: string) => vips.lookup(name) };
+    const files = renderResources(snapshot, lookup, self);
+    const names = hostsEntries(snapshot, lookup.vipOf, nameOwners);
+    nameOwners = names.owners;
+    problemLog.set('names', names.problems);
+    metrics?.cloudMapSkippedNow.set(problemLog.size);
+    let reason: string | null = null;
+    let failure: 'write' | 'hosts' | 'rejected' = 'write';
+    const before = filesWritten;
+    try {
+      // Clusters first, then the listeners that use them, then the names apps resolve.
+      reason = (await writeXds('cds', files.cds)) ?? (await writeXds('lds', files.lds));
+      if (reason !== null) failure = 'rejected';
+      else {
+        failure = 'hosts';
+        const hostsChanged = await writeHostsBlock(cm.hostsFile, renderHostsBlock(names.entries));
+        if (hostsChanged || filesWritten > before) {
+          logger.info('applied Cloud Map changes', { files: filesWritten - before, hostsFile: hostsChanged, endpoints: [...snapshot.services.values()].map((s) => `${s.discoveryName}:${s.endpoints.length}`).join(' ') });
         }
       }
+    } catch (err) {
+      reason = `cannot apply the Cloud Map update: ${(err as Error).message}`;
+    }
+    if (reason === null) {
+      if (pending !== null) logger.info('the Cloud Map update is applied after failing', { failures: pending.failures, since: new Date(pending.since).toISOString() });
+      pending = null;
+    } else {
+      metrics?.cloudMapApplyFailures.inc({ reason: failure });
+      const failures = (pending?.failures ?? 0) + 1;
+      const delayMs = Math.min(1000 * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
+      if (pending?.reason !== reason) logger.error('a Cloud Map update could not be applied; Envoy keeps the previous state; retrying', { reason, retryInMs: delayMs });
+      pending = { reason, since: pending?.since ?? Date.now(), failures, nextAtMs: Date.now() + delayMs };
+    }
+    envoy?.healthChanged();
+  };
+  /** One apply at a time, in order. */
+  const apply = (snapshot: DiscoverySnapshot): Promise<void> => {
+    applying = applying.then(() => applyNow(snapshot)).catch((err: unknown) => logger.error('applying Cloud Map changes failed', { err }));
+    return applying;
+  };
+
+  /** Every poll: retry what could not be applied; register this task's instances again when they went. */
+  const afterPoll = async (snapshot: DiscoverySnapshot) => {
+    metrics?.cloudMapSkippedNow.set(problemLog.size);
+    if (pending !== null && Date.now() >= pending.nextAtMs) await apply(snapshot);
+    if (stopping) return;
+    for (const r of registered) {
+      if (discovery.warnings().some((w) => w.startsWith('Cloud Map namespace'))) return;
+      const serviceId = discovery.serviceId(r.name);
+      if (serviceId !== null && discovery.instancesOf(r.name).has(r.instanceId)) continue;
+      if (Date.now() - (lastReregisterMs.get(r.name) ?? 0) < REREGISTER_MIN_INTERVAL_MS) continue;
+      lastReregisterMs.set(r.name, Date.now());
+      try {
+        const again = await registerOne(cloudMap, discovery.namespace, r, logger);
+        if (stopping) {
+          await deregisterOne(cloudMap, again.serviceId, again.instanceId, AbortSignal.timeout(DEREGISTER_DEADLINE_MS)).catch(() => undefined);
+          return;
+        }
+        r.serviceId = again.serviceId;
+        metrics?.cloudMapRegistrations.inc({ event: 'reregistered' });
+        logger.warn("this task's instance was missing from Cloud Map; registered it again", { service: r.name, serviceId: r.serviceId, instanceId: r.instanceId, serviceWasMissing: serviceId === null });
+        discovery.listSoon();
+        discovery.refetchSoon(r.name);
+      } catch (err) {
+        logger.warn("registering this task's missing instance again failed; retrying", { service: r.name, instanceId: r.instanceId, err });
+      }
+    }
+  };
+
+  /** Envoy read the first files at its start: once it answers, a rejection then is retried like any other. */
+  const judgeInitialFiles = async (loopSignal: AbortSignal) => {
+    for (let i = 0; i < 120 && !loopSignal.aborted; i++) {
+      const lds = await counters('listener_manager.lds');
+      const cds = await counters('cluster_manager.cds');
+      if (lds !== null && cds !== null) {
+        const rejected = [lds.rejected > 0 ? cloudMapXdsFiles.lds : null, cds.rejected > 0 ? cloudMapXdsFiles.cds : null].filter((x) => x !== null);
+        if (rejected.length > 0 && pending === null) {
+          written.clear();
+          const reason = `Envoy rejected ${rejected.join(' and ')} in ${config.runtimeDir} at its start (update_rejected; Envoy's log says why)`;
+          logger.error('a Cloud Map update could not be applied; Envoy keeps the previous state; retrying', { reason });
+          metrics?.cloudMapApplyFailures.inc({ reason: 'rejected' });
+          pending = { reason, since: Date.now(), failures: 1, nextAtMs: Date.now() + 1000 };
+          envoy?.healthChanged();
+        }
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+
+  try {
+    await applyNow(discovery.snapshot());
+    if (pending !== null) throw new AgentError('AGENT_ERR_WRITE', (pending as { reason: string }).reason);
+  } catch (err) {
+    await deregister();
+    cloudMap.close();
+    throw err;
+  }
+
+  return {
+    metricLabels: { ...(sc.serviceName ? { ServiceName: sc.serviceName } : {}), ...(sc.clusterName ? { ClusterName: sc.clusterName } : {}) },
+    start: async (loopSignal, envoyAccess) => {
+      envoy = envoyAccess;
+      void judgeInitialFiles(loopSignal);
+      await discovery.run(loopSignal);
     },
-    close: async () => {
-      await writeHostsBlock(cm.hostsFile, null).catch((err: unknown) => logger.warn('removing the hosts block failed', { err }));
-      cloudMap.close();
+    health: () => {
+      const warnings = [...discovery.warnings()];
+      if (withoutVip.length > 0) warnings.push(`virtual IPs exhausted (APPNET_VIP_CIDR=${cm.vipCidr}, ${vips.capacity} addresses): no listener or name for ${withoutVip.join(', ')}`);
+      if (problemLog.size > 0) warnings.push(`${problemLog.size} Cloud Map record(s) skipped because a value breaks a rule (each logged once)`);
+      return { problems: pending === null ? [] : [`${pending.reason} (failing since ${new Date(pending.since).toISOString()}, retrying)`], warnings };
+    },
+    beforeDrain: async () => {
+      stopping = true;
+      await deregister();
+    },
+    close: () => {
+      closing ??= (async () => {
+        stopping = true;
+        await deregister();
+        await applying;
+        await writeHostsBlock(cm.hostsFile, null).catch((err: unknown) => logger.warn('removing the hosts block failed', { err }));
+        cloudMap.close();
+      })();
+      return closing;
     },
   };
 }

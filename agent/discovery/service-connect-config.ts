@@ -33,9 +33,12 @@ export interface ScConfig {
 /** The default inbound port of services[i] without ingressPortOverride. */
 export const DEFAULT_INGRESS_PORT_BASE = 15000;
 
-const NAME = /^[a-z0-9_][a-z0-9_-]{0,63}$/;
-const DNS_NAME = /^[a-z0-9_][a-z0-9_.-]{0,126}$/;
-const MAX_TIMEOUT = 2147483647;
+/** The rules names, DNS names and timeouts follow, here and in what Cloud Map returns (snapshot.ts). */
+export const NAME = /^[a-z0-9_][a-z0-9_-]{0,63}$/;
+export const NAME_RULE = 'must be 1 to 64 characters of a-z, 0-9, _ and -, not starting with -';
+export const DNS_NAME = /^[a-z0-9_][a-z0-9_.-]{0,126}$/;
+export const DNS_NAME_RULE = 'must be 1 to 127 characters of a-z, 0-9, _, . and -, not starting with -';
+export const MAX_TIMEOUT = 2147483647;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -64,7 +67,7 @@ export function validateServiceConnectConfig(doc: unknown): { config: ScConfig |
       const p = `portMappings[${i}]`;
       if (!isObject(m)) return bad(p, m, 'must be an object with name and containerPort');
       const name = m['name'];
-      if (typeof name !== 'string' || !NAME.test(name)) bad(`${p}.name`, name, 'must be 1 to 64 characters of a-z, 0-9, _ and -, not starting with -');
+      if (typeof name !== 'string' || !NAME.test(name)) bad(`${p}.name`, name, NAME_RULE);
       const port = m['containerPort'];
       if (!isPort(port)) bad(`${p}.containerPort`, port, 'must be an integer from 1 to 65535');
       const proto = m['appProtocol'];
@@ -98,7 +101,7 @@ export function validateServiceConnectConfig(doc: unknown): { config: ScConfig |
         if (withoutDiscoveryName === 2) bad(`${p}.discoveryName`, discoveryName, 'may be omitted in only one services entry');
         discoveryName = portName;
       } else if (typeof discoveryName !== 'string' || !NAME.test(discoveryName)) {
-        bad(`${p}.discoveryName`, discoveryName, 'must be 1 to 64 characters of a-z, 0-9, _ and -, not starting with -');
+        bad(`${p}.discoveryName`, discoveryName, NAME_RULE);
       }
       if (typeof discoveryName === 'string') {
         if (seenDiscovery.has(discoveryName)) bad(`${p}.discoveryName`, discoveryName, 'must be unique in the configuration');
@@ -114,7 +117,7 @@ export function validateServiceConnectConfig(doc: unknown): { config: ScConfig |
           const port = a['port'];
           if (!isPort(port)) bad(`${p}.clientAliases[0].port`, port, 'must be an integer from 1 to 65535');
           const dnsName = a['dnsName'] ?? (typeof discoveryName === 'string' && typeof namespace === 'string' ? `${discoveryName}.${namespace}` : undefined);
-          if (typeof dnsName !== 'string' || !DNS_NAME.test(dnsName)) bad(`${p}.clientAliases[0].dnsName`, dnsName, 'must be 1 to 127 characters of a-z, 0-9, _, . and -, not starting with -');
+          if (typeof dnsName !== 'string' || !DNS_NAME.test(dnsName)) bad(`${p}.clientAliases[0].dnsName`, dnsName, DNS_NAME_RULE);
           else alias = { dnsName, port: Number(port) };
         }
       }

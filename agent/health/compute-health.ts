@@ -3,7 +3,9 @@
  *
  * HEALTHY when Envoy is LIVE, its initial configuration applied (no listener failed to be created), and, in
  * ECS-managed mode, it has not been disconnected from the management server for longer than
- * HC_DISCONNECTED_TIMEOUT_S. In relay, Cloud Map and static modes, LIVE is enough. Every UNHEALTHY has a reason.
+ * HC_DISCONNECTED_TIMEOUT_S. In relay, Cloud Map and static modes, LIVE is enough; in Cloud Map mode, an update that
+ * could not be applied (Envoy rejected it, a write failed) is a reason too, until a retry applies it. Every UNHEALTHY
+ * has a reason.
  */
 import type { Mode } from '../config/index.ts';
 
@@ -16,6 +18,8 @@ export interface HealthObservation {
   /** When the agent first saw the disconnection (epoch ms); null while connected. */
   readonly disconnectedSinceMs: number | null;
   readonly listenerCreateFailures: number;
+  /** Problems the mode reports (Cloud Map: an update Envoy rejected or that cannot be written); each is a reason. */
+  readonly modeProblems?: readonly string[];
   readonly nowMs: number;
   readonly disconnectedTimeoutMs: number;
 }
@@ -31,6 +35,7 @@ export function computeHealth(o: HealthObservation): HealthVerdict {
     reasons.push(o.envoyState === 'UNREACHABLE' ? "Envoy's admin interface does not answer" : o.envoyState === 'NOT_RUNNING' ? 'Envoy is not running (restarting)' : `Envoy is ${o.envoyState}, not LIVE`);
   }
   if (o.listenerCreateFailures > 0) reasons.push(`Envoy failed to create ${o.listenerCreateFailures} listener(s) from its configuration`);
+  reasons.push(...(o.modeProblems ?? []));
   if (o.mode === 'ecs' && o.envoyState === 'LIVE' && o.connected !== true) {
     const since = o.disconnectedSinceMs ?? o.nowMs;
     const forMs = o.nowMs - since;

@@ -25,6 +25,8 @@ export interface HealthMonitorOptions {
   readonly logger: Logger;
   readonly now?: () => number;
   readonly onTransition?: (to: HealthVerdict['status'], reasons: readonly string[]) => void;
+  /** The mode's own state (Cloud Map: an update Envoy rejected, a write that fails; warnings that leave health as is). */
+  readonly extension?: () => { problems: readonly string[]; warnings: readonly string[] };
 }
 
 /** The /status document. Keys and string values as in the reference agent, plus `reasons`. */
@@ -39,6 +41,8 @@ export interface StatusDocument {
   envoyReadinessState: string;
   initialConfigUpdateStatus?: string;
   reasons: string[];
+  /** What is wrong without making the agent UNHEALTHY (Cloud Map: a namespace gone, records skipped); only when any. */
+  warnings?: string[];
 }
 
 export class HealthMonitor {
@@ -127,6 +131,7 @@ export class HealthMonitor {
       connected: this.#connected,
       disconnectedSinceMs: this.#disconnectedSinceMs,
       listenerCreateFailures: this.#judgedPid === envoy.pid ? this.#initialFailures : 0,
+      modeProblems: this.#opts.extension?.().problems ?? [],
       nowMs: this.#now(),
       disconnectedTimeoutMs: this.#opts.disconnectedTimeoutMs,
     });
@@ -156,6 +161,7 @@ export class HealthMonitor {
     if (this.#initialConfig !== null) doc.initialConfigUpdateStatus = this.#initialConfig;
     // Keep the reference's key order: readiness and initial config after the connection fields.
     const { reasons, envoyReadinessState, initialConfigUpdateStatus, ...rest } = doc;
-    return { ...rest, envoyReadinessState, ...(initialConfigUpdateStatus ? { initialConfigUpdateStatus } : {}), reasons };
+    const warnings = this.#opts.extension?.().warnings ?? [];
+    return { ...rest, envoyReadinessState, ...(initialConfigUpdateStatus ? { initialConfigUpdateStatus } : {}), reasons, ...(warnings.length > 0 ? { warnings: [...warnings] } : {}) };
   }
 }

@@ -57,7 +57,7 @@ export const routes: readonly Route[] = [
     methods: ['GET'],
     query: [],
     rateLimited: false,
-    doc: "The health snapshot as JSON: the reference agent's keys (healthStatus, agentUptime, envoyPid, envoyState, envoyRestartCount, managementServerConnectionStatus, managementServerDisconnectedTimestamp, envoyReadinessState, initialConfigUpdateStatus) and `reasons`, the reasons for UNHEALTHY. Always 200.",
+    doc: "The health snapshot as JSON: the reference agent's keys (healthStatus, agentUptime, envoyPid, envoyState, envoyRestartCount, managementServerConnectionStatus, managementServerDisconnectedTimestamp, envoyReadinessState, initialConfigUpdateStatus) and `reasons`, the reasons for UNHEALTHY; in Cloud Map mode, `warnings` when something is wrong that leaves health as it is (a namespace gone, records skipped, virtual IPs exhausted). Always 200.",
     handle: async (ctx) => ({ status: 200, body: `${JSON.stringify(ctx.health.status(), null, 2)}\n`, contentType: 'application/json' }),
   },
   {
@@ -144,7 +144,7 @@ export const routes: readonly Route[] = [
     methods: ['GET'],
     query: [],
     rateLimited: false,
-    doc: "The agent's own metrics in Prometheus format: Envoy restarts and exits, health transitions, Envoy admin call latency, stats snapshots, management requests, and the process (memory, CPU, event loop).",
+    doc: "The agent's own metrics in Prometheus format: Envoy restarts and exits, health transitions, Envoy admin call latency, stats snapshots, management requests, in Cloud Map mode skipped records, updates that could not be applied, services without a virtual IP and registration events (docs/cloud-map.md), and the process (memory, CPU, event loop).",
     handle: async (ctx) => ({ status: 200, body: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }),
   },
 ];

@@ -129,6 +129,13 @@ export interface AgentMetrics {
   readonly adminCallSeconds: Histogram<'path' | 'outcome'>;
   readonly statsSnapshots: Counter<'outcome'>;
   readonly managementRequests: Counter<'path' | 'code'>;
+  /** Cloud Map mode: records skipped (once per distinct problem), and how many are skipped now. */
+  readonly cloudMapSkippedRecords: Counter<'attribute'>;
+  readonly cloudMapSkippedNow: Gauge;
+  /** Cloud Map mode: updates that could not be applied (and are retried), by reason. */
+  readonly cloudMapApplyFailures: Counter<'reason'>;
+  readonly cloudMapServicesWithoutVip: Gauge;
+  readonly cloudMapRegistrations: Counter<'event'>;
 }
 
 export function createAgentMetrics(): AgentMetrics {
@@ -145,6 +152,17 @@ export function createAgentMetrics(): AgentMetrics {
     ),
     statsSnapshots: registry.register(new Counter('appnet_agent_stats_snapshots_total', 'Stats snapshots for delta, by outcome.', ['outcome'])),
     managementRequests: registry.register(new Counter('appnet_agent_management_requests_total', 'Requests to the management interface, by route and status code.', ['path', 'code'])),
+    cloudMapSkippedRecords: registry.register(
+      new Counter('appnet_agent_cloud_map_skipped_records_total', 'Cloud Map records skipped because a value breaks a rule, once per distinct problem, by attribute.', ['attribute']),
+    ),
+    cloudMapSkippedNow: registry.register(new Gauge('appnet_agent_cloud_map_skipped_records', 'Cloud Map records skipped now because a value breaks a rule.')),
+    cloudMapApplyFailures: registry.register(
+      new Counter('appnet_agent_cloud_map_apply_failures_total', 'Cloud Map updates that could not be applied and are retried, by reason (write, hosts, rejected).', ['reason']),
+    ),
+    cloudMapServicesWithoutVip: registry.register(new Gauge('appnet_agent_cloud_map_services_without_vip', 'Cloud Map services left without a virtual IP (APPNET_VIP_CIDR exhausted).')),
+    cloudMapRegistrations: registry.register(
+      new Counter('appnet_agent_cloud_map_registration_events_total', "This task's Cloud Map registrations: registered, reregistered, stale_removed, deregistered, deregister_failed.", ['event']),
+    ),
   };
   registry.register(new Gauge('appnet_agent_resident_memory_bytes', "The agent process's resident memory.", () => memoryUsage.rss()));
   registry.register(new Gauge('appnet_agent_heap_used_bytes', "The agent's JavaScript heap in use.", () => memoryUsage().heapUsed));

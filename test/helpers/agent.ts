@@ -73,7 +73,7 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[] }): AgentProcess {
+export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; uid?: number }): AgentProcess {
   const [command, ...prefix] = agentCommand();
   const dir = opts.dir ?? tempDir(t);
   const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? join(dir, 'agent.sock');
@@ -88,7 +88,7 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
     APPNET_AGENT_LOG_LEVEL: 'info',
     ...opts.env,
   };
-  const child = spawn(command, [...prefix, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, [...prefix, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
   let out = '';
   let err = '';
   const logs: Array<Record<string, unknown>> = [];

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateServiceConnectConfig } from '../../agent/discovery/service-connect-config.ts';
-import { serviceFromInstances, VipAllocator, type DiscoverySnapshot } from '../../agent/discovery/snapshot.ts';
+import { hostsEntries, LIMITS, readService, serviceFromInstances, VipAllocator, type DiscoverySnapshot } from '../../agent/discovery/snapshot.ts';
+import { ProblemLog } from '../../agent/discovery/problem-log.ts';
 import { applyHostsBlock, renderHostsBlock, BEGIN_MARKER } from '../../agent/hosts/hosts-block.ts';
 import { renderResources } from '../../agent/bootstrap/render-resources.ts';
 import { instanceAttributes } from '../../agent/discovery/cloud-map-mode.ts';
@@ -136,3 +137,105 @@ for (const format of ['TEXT', 'JSON'] as const) {
     assert.ok(verdict.ok, verdict.output);
   });
 }
+
+const ok = { AWS_INSTANCE_IPV4: '10.0.0.1', AWS_INSTANCE_PORT: '15000', SC_APP_PROTOCOL: 'http', SC_CLIENT_ALIAS_DNS_NAME: 'web', SC_CLIENT_ALIAS_PORT: '80' };
+
+test('an instance attribute that breaks the rule of its configuration field skips the whole instance, naming service, instance, attribute and rule', () => {
+  const cases: Array<[Record<string, string>, string, RegExp]> = [
+    [{ SC_CLIENT_ALIAS_DNS_NAME: 'web extra' }, 'SC_CLIENT_ALIAS_DNS_NAME', /^must be 1 to 127 characters of a-z/],
+    [{ SC_CLIENT_ALIAS_DNS_NAME: 'web\n10.0.0.9 bank' }, 'SC_CLIENT_ALIAS_DNS_NAME', /^must be 1 to 127/],
+    [{ AWS_INSTANCE_PORT: '70000' }, 'AWS_INSTANCE_PORT', /^must be an integer from 1 to 65535$/],
+    [{ AWS_INSTANCE_PORT: ' 80' }, 'AWS_INSTANCE_PORT', /^must be an integer from 1 to 65535$/],
+    [{ AWS_INSTANCE_IPV4: '10.0.0.256' }, 'AWS_INSTANCE_IPV4', /^must be an IPv4 address$/],
+    [{ SC_PER_REQUEST_TIMEOUT_S: '99999999999999999999' }, 'SC_PER_REQUEST_TIMEOUT_S', /^must be an integer from 0 to 2147483647$/],
+    [{ SC_IDLE_TIMEOUT_S: '-1' }, 'SC_IDLE_TIMEOUT_S', /^must be an integer from 0 to 2147483647$/],
+    [{ SC_APP_PROTOCOL: 'h'.repeat(100_000) }, 'SC_APP_PROTOCOL', /^must be one of http, http2, grpc, tcp$/],
+    [{ AVAILABILITY_ZONE: 'us-east-1a; rm' }, 'AVAILABILITY_ZONE', /^must be 1 to 64 characters/],
+    [{ SC_CLIENT_ALIAS_PORT: '' }, 'SC_CLIENT_ALIAS_PORT', /^must be an integer/],
+  ];
+  for (const [attrs, attribute, rule] of cases) {
+    const { service, problems } = readService('web', [{ InstanceId: 'bad', Attributes: { ...ok, ...attrs } }, { InstanceId: 'good', Attributes: ok }]);
+    assert.deepEqual(service.endpoints.map((e) => e.instanceId), ['good'], `${attribute}: only the good instance`);
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]?.service, 'web');
+    assert.equal(problems[0]?.instance, 'bad');
+    assert.equal(problems[0]?.attribute, attribute);
+    assert.match(problems[0]?.rule ?? '', rule);
+    assert.ok((problems[0]?.value ?? '').length <= 80);
+  }
+  const missing = readService('web', [{ InstanceId: 'x', Attributes: { AWS_INSTANCE_IPV4: '10.0.0.1' } }]).problems[0];
+  assert.deepEqual([missing?.attribute, missing?.rule], ['AWS_INSTANCE_PORT', 'must be set (an integer from 1 to 65535)']);
+  const half = readService('web', [{ InstanceId: 'x', Attributes: { AWS_INSTANCE_IPV4: '10.0.0.1', AWS_INSTANCE_PORT: '1', SC_CLIENT_ALIAS_DNS_NAME: 'web' } }]).problems[0];
+  assert.equal(half?.attribute, 'SC_CLIENT_ALIAS_PORT');
+  const badId = readService('web', [{ InstanceId: 'a b', Attributes: ok }]).problems[0];
+  assert.equal(badId?.attribute, 'InstanceId');
+});
+
+test("a bad instance's settings never reach the service: alias, protocol and timeouts come from valid instances only, in instance-id order", () => {
+  const { service } = readService('web', [
+    { InstanceId: 'b', Attributes: { ...ok, SC_CLIENT_ALIAS_DNS_NAME: 'second' } },
+    { InstanceId: 'a', Attributes: { ...ok, SC_CLIENT_ALIAS_DNS_NAME: 'evil name', SC_APP_PROTOCOL: 'tcp' } },
+    { InstanceId: 'c', Attributes: { ...ok, SC_CLIENT_ALIAS_DNS_NAME: 'third' } },
+  ]);
+  assert.deepEqual(service.alias, { dnsName: 'second', port: 80 });
+  assert.equal(service.protocol, 'http');
+  const dup = readService('web', [{ InstanceId: 'a', Attributes: { ...ok, AWS_INSTANCE_IPV4: '10.0.0.1' } }, { InstanceId: 'a', Attributes: { ...ok, AWS_INSTANCE_IPV4: '10.0.0.2' } }]);
+  assert.deepEqual(dup.service.endpoints.map((e) => e.ip), ['10.0.0.2'], 'one endpoint per instance id, the last one');
+});
+
+test('past the instance limit the first instances by id are kept and the cut is reported, never silent', () => {
+  const n = LIMITS.instancesPerService + 3;
+  const instances = Array.from({ length: n }, (_, i) => ({ InstanceId: `i${String(i).padStart(5, '0')}`, Attributes: { ...ok, AWS_INSTANCE_IPV4: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` } }));
+  const { service, problems } = readService('big', instances);
+  assert.equal(service.endpoints.length, LIMITS.instancesPerService);
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]?.attribute, 'Instances');
+  assert.equal(problems[0]?.value, String(n));
+});
+
+test('VIPs: departed services release theirs, reused only once the fresh ones run out; live services keep theirs; the exhausted are reported', () => {
+  const v = new VipAllocator('127.1.1.0/29'); // 6 addresses
+  assert.deepEqual(v.assign(['a', 'b', 'c']), []);
+  assert.equal(v.lookup('b'), '127.1.1.2');
+  assert.deepEqual(v.assign(['a', 'c', 'd']), [], 'b leaves, d arrives');
+  assert.equal(v.lookup('d'), '127.1.1.4', 'a fresh address before a released one');
+  assert.equal(v.lookup('b'), null);
+  assert.deepEqual(v.assign(['a', 'c', 'd', 'e', 'f', 'g', 'h']), ['h'], 'e, f fresh; g gets b\'s; h has none');
+  assert.equal(v.lookup('g'), '127.1.1.2');
+  assert.equal(v.lookup('a'), '127.1.1.1');
+  assert.deepEqual(v.assign(['a', 'd', 'e', 'f', 'g', 'h']), [], 'c leaves: h gets its address');
+  assert.equal(v.lookup('h'), '127.1.1.3');
+});
+
+test('a name two services claim stays with the service that had it; a newcomer claiming it is reported and keeps only its own name', () => {
+  const svc = (name: string, alias: string) => readService(name, [{ InstanceId: `${name}-1`, Attributes: { ...ok, SC_CLIENT_ALIAS_DNS_NAME: alias } }]).service;
+  const v = new VipAllocator('127.1.2.0/24');
+  const first: DiscoverySnapshot = { namespace: 'ns', services: new Map([['web', svc('web', 'web')]]) };
+  v.assign(first.services.keys());
+  const one = hostsEntries(first, (n) => v.lookup(n));
+  assert.deepEqual(one.entries, [{ ip: '127.1.2.1', names: ['web', 'web.ns'] }]);
+  const second: DiscoverySnapshot = { namespace: 'ns', services: new Map([['aaa', svc('aaa', 'web')], ['web', svc('web', 'web')]]) };
+  v.assign(second.services.keys());
+  const two = hostsEntries(second, (n) => v.lookup(n), one.owners);
+  assert.deepEqual(two.entries, [{ ip: '127.1.2.2', names: ['aaa.ns'] }, { ip: '127.1.2.1', names: ['web', 'web.ns'] }]);
+  assert.equal(two.problems.length, 1);
+  assert.equal(two.problems[0]?.service, 'aaa');
+  const other = hostsEntries(second, (n) => v.lookup(n), new Map([['web.ns', 'web']]));
+  assert.equal(other.entries.find((e) => e.names.includes('web.ns'))?.ip, '127.1.2.1', "a service's own discoveryName.namespace is never taken");
+});
+
+test('a skipped record is logged once while it stays, and again when it comes back after going', () => {
+  const lines: string[] = [];
+  const logger = { debug() {}, info() {}, warn: (msg: string, f?: Record<string, unknown>) => lines.push(`${msg} ${JSON.stringify(f)}`), error() {}, child: () => logger };
+  const log = new ProblemLog({ logger });
+  const p = { service: 'web', instance: 'bad', attribute: 'AWS_INSTANCE_PORT', value: '"0"', rule: 'must be an integer from 1 to 65535' };
+  log.set('service web', [p]);
+  log.set('service web', [p]);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0] ?? '', /"service":"web","instance":"bad","attribute":"AWS_INSTANCE_PORT","value":"\\"0\\"","rule":"must be an integer from 1 to 65535"/);
+  assert.equal(log.size, 1);
+  log.set('service web', []);
+  assert.equal(log.size, 0);
+  log.set('service web', [p]);
+  assert.equal(lines.length, 2);
+});
