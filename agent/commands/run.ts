@@ -27,7 +27,8 @@ import { createAgentMetrics } from '../stats/agent-metrics.ts';
 import { StatsSnapshotter } from '../stats/stats-snapshotter.ts';
 import type { MetricLabels } from '../stats/service-connect-metrics.ts';
 import { collectPlatform } from '../system/collect-platform.ts';
-import { ensureDirectory, writeFileAtomic } from '../system/files.ts';
+import { claimRuntime } from '../system/claims.ts';
+import { writeFileAtomic } from '../system/files.ts';
 import { agentVersion } from '../version.ts';
 import { writeSideFiles } from './render.ts';
 
@@ -87,10 +88,11 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
   const rendered = config.userBootstrap === null ? renderBootstrap(config, platform) : null;
   const version = await envoyVersion(config.envoyBinary);
   logger.info('found Envoy', { binary: config.envoyBinary, version });
+  // Nothing above wrote a file: bad input stops the agent with the disk as it was. The runtime directory and Envoy's
+  // admin socket are claimed before anything is written (another live agent's are refused), released at exit.
+  const claim = await claimRuntime(config);
+  io.onProcessExit(() => claim.releaseSync());
   const ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }) }) : null;
-
-  // Nothing above wrote a file: bad input stops the agent with the disk as it was.
-  await ensureDirectory(config.runtimeDir);
   if (rendered !== null) {
     // JSON is YAML too: Envoy reads it whatever the file is called, and the agent need not load a YAML library.
     await writeFileAtomic(config.bootstrapPath, `${JSON.stringify(rendered.bootstrap, null, 1)}\n`, 0o600);

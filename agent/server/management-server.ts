@@ -4,11 +4,11 @@
  * still serving on is an error, not silently stolen (reference bug).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AdminAddress } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
+import { freeSocketPath } from '../system/claims.ts';
 import type { Logger } from '../logger.ts';
 import { TokenBucket } from './rate-limiter.ts';
 import { EnvoyAdminError } from '../envoy/admin-client.ts';
@@ -21,17 +21,6 @@ export const REQUEST_DEADLINE_MS = 5000;
 export interface ManagementServer {
   readonly describe: string;
   close(): Promise<void>;
-}
-
-function isSocketLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ path });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
 }
 
 export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req: IncomingMessage): Promise<Reply & { path: string }> {
@@ -117,21 +106,17 @@ export async function startManagementServer(opts: { address: AdminAddress; conte
   server.keepAliveTimeout = 5000;
 
   let describe: string;
+  let socketIno: number | undefined;
   try {
     if (address.kind === 'uds') {
       await mkdir(dirname(address.path), { recursive: true, mode: 0o700 });
-      const existing = await stat(address.path).catch(() => null);
-      if (existing !== null) {
-        if (await isSocketLive(address.path)) {
-          throw new AgentError('AGENT_ERR_LISTEN', `APPNET_AGENT_ADMIN_UDS_PATH="${address.path}": another process is serving on this socket`);
-        }
-        await rm(address.path, { force: true });
-      }
+      await freeSocketPath('APPNET_AGENT_ADMIN_UDS_PATH', address.path, 'another agent');
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(address.path, () => resolve());
       });
       await chmod(address.path, 0o600);
+      socketIno = (await stat(address.path)).ino;
       describe = `unix:${address.path}`;
     } else {
       await new Promise<void>((resolve, reject) => {
@@ -153,7 +138,8 @@ export async function startManagementServer(opts: { address: AdminAddress; conte
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      if (address.kind === 'uds') await rm(address.path, { force: true });
+      // Only the agent's own socket: another agent may have taken the path since.
+      if (address.kind === 'uds' && (await stat(address.path).catch(() => null))?.ino === socketIno) await rm(address.path, { force: true });
     },
   };
 }

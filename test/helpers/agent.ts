@@ -73,21 +73,28 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[] }): AgentProcess {
+/**
+ * Starts the agent. By default every path is set inside a temp dir; `defaults: true` sets only PATH and opts.env,
+ * so the agent picks every path itself, as it does where users run it.
+ */
+export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; defaults?: boolean }): AgentProcess {
   const [command, ...prefix] = agentCommand();
   const dir = opts.dir ?? tempDir(t);
-  const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? join(dir, 'agent.sock');
-  const env: Record<string, string> = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    APPNET_RUNTIME_DIR: join(dir, 'runtime'),
-    APPNET_AGENT_ADMIN_MODE: 'uds',
-    APPNET_AGENT_ADMIN_UDS_PATH: adminSocket,
-    ENVOY_ADMIN_UDS_PATH: join(dir, 'envoy-admin.sock'),
-    ENVOY_ADMIN_ACCESS_LOG_FILE: join(dir, 'envoy-admin-access.log'),
-    ENVOY_LOG_LEVEL: 'warning',
-    APPNET_AGENT_LOG_LEVEL: 'info',
-    ...opts.env,
-  };
+  const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? (opts.defaults === true ? '/var/run/ecs/appnet_admin.sock' : join(dir, 'agent.sock'));
+  const env: Record<string, string> =
+    opts.defaults === true
+      ? { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env }
+      : {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          APPNET_RUNTIME_DIR: join(dir, 'runtime'),
+          APPNET_AGENT_ADMIN_MODE: 'uds',
+          APPNET_AGENT_ADMIN_UDS_PATH: adminSocket,
+          ENVOY_ADMIN_UDS_PATH: join(dir, 'envoy-admin.sock'),
+          ENVOY_ADMIN_ACCESS_LOG_FILE: join(dir, 'envoy-admin-access.log'),
+          ENVOY_LOG_LEVEL: 'warning',
+          APPNET_AGENT_LOG_LEVEL: 'info',
+          ...opts.env,
+        };
   const child = spawn(command, [...prefix, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -117,7 +124,9 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
       child.kill('SIGKILL');
       await exited;
     }
-    for (const pid of processesMentioning(dir)) {
+    // Envoys the agent started (with default paths their command line does not mention the test's dir).
+    const envoys = logs.filter((l) => l['msg'] === 'Envoy started').map((l) => Number(l['pid']));
+    for (const pid of [...processesMentioning(dir), ...envoys]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
