@@ -77,7 +77,7 @@ export function processesMentioning(needle: string): number[] {
  * Starts the agent. By default every path is set inside a temp dir; `defaults: true` sets only PATH and opts.env,
  * so the agent picks every path itself, as it does where users run it.
  */
-export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; defaults?: boolean }): AgentProcess {
+export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; defaults?: boolean; wrapper?: string[] }): AgentProcess {
   const [command, ...prefix] = agentCommand();
   const dir = opts.dir ?? tempDir(t);
   const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? (opts.defaults === true ? '/var/run/ecs/appnet_admin.sock' : join(dir, 'agent.sock'));
@@ -95,7 +95,9 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
           APPNET_AGENT_LOG_LEVEL: 'info',
           ...opts.env,
         };
-  const child = spawn(command, [...prefix, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A wrapper (prlimit ...) must exec the agent, so that the child's pid is the agent's.
+  const argv = [...(opts.wrapper ?? []), command, ...prefix, ...(opts.args ?? [])];
+  const child = spawn(argv[0] ?? command, argv.slice(1), { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const logs: Array<Record<string, unknown>> = [];
