@@ -13,10 +13,12 @@
  * 3. The block's region is rewritten in four passes, each a single write whose bytes may show in any mix:
  *    comment out every line (only line-start bytes change); make the region one comment line; write the new lines,
  *    each still commented; uncomment them (only line-start bytes change). The region keeps its length: a shorter
- *    block is followed by a padding comment, and at the end of the file the file is then truncated.
- * 4. More room is taken only at the end of the file, by appending a comment line: on a full disk the append fails,
- *    the file is truncated back to its old length, it is as it was, and the error names the file. A block that has
- *    grown out of its region in the middle of the file is moved to the end, its old region left as a comment line.
+ *    block is followed by a padding comment line (of '#' only), which a later, longer block may use. While the
+ *    agent runs the file never shrinks (a reader that read to the end and reads on would join lines of two states).
+ * 4. A block that outgrows its region gets a new one at the end of the file, and the old region becomes a comment
+ *    line. Room is taken by appending a comment line first: on a full disk the append fails, the file is truncated
+ *    back to its old length, it is as it was, and the error names the file. On stop, a block at the end of the file
+ *    is removed by truncating; elsewhere its region becomes a comment line.
  * 5. The file is read back and compared with what was meant; a writer of another kind in between starts over.
  */
 import { createServer, type Server } from 'node:net';
@@ -171,6 +173,22 @@ class InPlace {
   }
 }
 
+/**
+ * Where the block's region ends: after the block, the padding comment lines the agent left there (lines of '#'
+ * only), which a later block may use.
+ */
+function regionEnd(bytes: Buffer, blockEnd: number): number {
+  let end = blockEnd;
+  for (;;) {
+    let i = end;
+    while (i < bytes.length && bytes[i] === HASH) i++;
+    if (i === end) return end;
+    if (bytes[i] === 0x0d) i++;
+    if (bytes[i] !== NL) return end;
+    end = i + 1;
+  }
+}
+
 /** Padding so that `block` fills `length` bytes: a comment line after it (or a newline when one byte is left). */
 function padded(block: Buffer, length: number): Buffer {
   const rest = length - block.length;
@@ -215,20 +233,21 @@ async function writeOnce(path: string, block: string | null): Promise<boolean | 
       // Later blocks first, so that earlier offsets stay put when the file is truncated.
       for (let i = blocks.length - 1; i >= 0; i--) {
         const b = blocks[i] as BlockSpan;
-        const length = b.end - b.start;
-        const atEnd = b.end === file.bytes.length;
-        if (i === 0 && wanted !== null && (wanted.length <= length || atEnd)) {
-          if (wanted.length > length) await file.extend(wanted.length - length);
-          await file.rewrite(b.start, padded(wanted, Math.max(length, wanted.length)));
-          if (wanted.length < length && atEnd) await file.truncate(b.start + wanted.length);
+        const end = regionEnd(file.bytes, b.end);
+        const length = end - b.start;
+        if (i === 0 && wanted !== null && wanted.length <= length) {
+          // In its region, padded to the region's length: no line after it moves, and the file never shrinks while
+          // the agent runs (a reader that has read to the end and reads on would join lines of two states).
+          await file.rewrite(b.start, padded(wanted, length));
           placed = true;
-        } else if (atEnd) {
+        } else if (end === file.bytes.length && wanted === null) {
           await file.truncate(b.start);
         } else {
           await file.rewrite(b.start, commentLine(length));
         }
       }
       if (!placed && wanted !== null) {
+        // A new region at the end: it starts where the file ended, on a line of its own, in every state a reader sees.
         const needsNewline = file.bytes.length > 0 && file.bytes[file.bytes.length - 1] !== NL;
         const at = file.bytes.length + (needsNewline ? 1 : 0);
         await file.extend(wanted.length + (needsNewline ? 1 : 0));

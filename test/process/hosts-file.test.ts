@@ -21,8 +21,9 @@ const USER = '127.0.0.1\tlocalhost\n# a line the user wrote\n10.1.2.3 db.interna
 
 /**
  * What a resolver reading `content` would get is sound: every user line, once and in order; besides them only
- * comments (markers, padding) and entries of one of the blocks written (some or all of them, none twice); never a
- * line cut and joined to another. Returns the problem, or null.
+ * comments (markers, padding) and whole entry lines of the blocks written, none twice; never a line cut and joined
+ * to another. (A reader that reads on after the end of the file while a block moves to the end may see entries of
+ * the old block and the new one: whole lines.) Returns the problem, or null.
  */
 function problemIn(content: string, blocks: readonly string[]): string | null {
   if (content === '') return 'the file is empty';
@@ -36,8 +37,9 @@ function problemIn(content: string, blocks: readonly string[]): string | null {
   }
   if (JSON.stringify(seenUser) !== JSON.stringify(userLines)) return `user lines ${JSON.stringify(seenUser)}`;
   if (new Set(entries).size !== entries.length) return `an entry twice: ${JSON.stringify(entries)}`;
-  const fromOneBlock = blocks.some((b) => entries.every((e) => b.split('\n').includes(e)));
-  return fromOneBlock ? null : `entries from no single block (torn): ${JSON.stringify(entries)}`;
+  const written = new Set(blocks.flatMap((b) => b.split('\n')));
+  const torn = entries.filter((e) => !written.has(e));
+  return torn.length === 0 ? null : `lines no writer wrote (torn): ${JSON.stringify(torn)}`;
 }
 
 function escape(s: string): string {
@@ -78,8 +80,10 @@ test('a reader never sees the hosts file empty or torn, and two writers at once 
   assert.ok(reads > 1000, `${reads} reads`);
   assert.ok(contents.length >= 4, `the reader saw the writes: ${contents.length} distinct contents`);
   for (const c of contents) assert.equal(problemIn(c, [long, short, other]), null, `the reader saw:\n${c}`);
+  // The last state: the user's lines, one block as last written (or none), and the agent's padding (lines of '#'
+  // only: the file does not shrink while agents run, see agent/hosts/hosts-file.ts).
   const final = readFileSync(path, 'utf8');
-  assert.ok(expected.has(final), `the file ends well formed, with no padding left:\n${final}`);
+  assert.ok(expected.has(final.replace(/^#+\n/gm, '')), `the file ends well formed:\n${final}`);
 });
 
 /** A tmpfs of `size` mounted on a new directory; unmounted and removed after the test. Needs root. */
@@ -173,5 +177,5 @@ test('a block with CRLF line endings is recognised and replaced where it stands,
   });
   // The block's region becomes a comment line: the line after it cannot move up without an instant when a reader
   // would miss it.
-  assert.match(after, new RegExp(`^${escape(head)}#+\n#+\n${escape(tail)}$`));
+  assert.match(after, new RegExp(`^${escape(head)}#+\n${escape(tail)}$`));
 });
