@@ -16,9 +16,10 @@
  *    block is followed by a padding comment line (of '#' only), which a later, longer block may use. While the
  *    agent runs the file never shrinks (a reader that read to the end and reads on would join lines of two states).
  * 4. A block that outgrows its region gets a new one at the end of the file, and the old region becomes a comment
- *    line. Room is taken by appending a comment line first: on a full disk the append fails, the file is truncated
- *    back to its old length, it is as it was, and the error names the file. On stop, a block at the end of the file
- *    is removed by truncating; elsewhere its region becomes a comment line.
+ *    line (`# ecs-service-connect-agent: unused ###`). Room is taken by appending a comment line first: on a full
+ *    disk the append fails, the file is truncated back to its old length, it is as it was, and the error names the
+ *    file. On stop, a block at the end of the file is removed by truncating, with the unused lines that end the file
+ *    after it is gone; elsewhere its region becomes an unused line.
  * 5. The file is read back and compared with what was meant; a writer of another kind in between starts over.
  */
 import { createServer, type Server } from 'node:net';
@@ -125,6 +126,29 @@ function commentLine(length: number): Buffer {
   return out;
 }
 
+/** How a place the block left reads: a comment line the agent recognises and removes when it is at the end. */
+const UNUSED = Buffer.from('# ecs-service-connect-agent: unused ', 'latin1');
+
+/** A comment line of `length` bytes marking a place the block left (plain '#'s when too short for the words). */
+function unusedLine(length: number): Buffer {
+  const out = commentLine(length);
+  if (length > UNUSED.length + 1) UNUSED.copy(out, 0);
+  return out;
+}
+
+/** Where the run of unused lines that ends the file begins (a user's own comment lines are never taken for one). */
+function trailingUnusedStart(bytes: Buffer): number {
+  let start = bytes.length;
+  while (start > 0) {
+    const lineStart = bytes.lastIndexOf(NL, start - 2) + 1;
+    const line = bytes.subarray(lineStart, start);
+    const text = line.toString('latin1');
+    if (!text.startsWith(UNUSED.toString('latin1')) || !/^[^\n]*#\n$/.test(text)) break;
+    start = lineStart;
+  }
+  return start;
+}
+
 /**
  * The file as the agent lays it out in place. `bytes` is what it holds; each step writes it and keeps `bytes` in step.
  */
@@ -206,7 +230,7 @@ async function writeOnce(path: string, block: string | null): Promise<boolean | 
     if (code === 'ENOENT' && block === null) return false;
     if (code !== 'ENOENT') throw failure(path, 'cannot be opened for writing', err);
     try {
-      fh = await open(path, 'wx', 0o644);
+      fh = await open(path, 'wx+', 0o644);
     } catch (err2) {
       if ((err2 as NodeJS.ErrnoException).code === 'EEXIST') return 'changed';
       throw failure(path, 'cannot be created', err2);
@@ -243,8 +267,13 @@ async function writeOnce(path: string, block: string | null): Promise<boolean | 
         } else if (end === file.bytes.length && wanted === null) {
           await file.truncate(b.start);
         } else {
-          await file.rewrite(b.start, commentLine(length));
+          await file.rewrite(b.start, unusedLine(length));
         }
+      }
+      if (wanted === null) {
+        // On stop, places the block left at the end of the file go too: the file is as it was before the agent.
+        const start = trailingUnusedStart(file.bytes);
+        if (start < file.bytes.length && (start === 0 || file.bytes[start - 1] === NL)) await file.truncate(start);
       }
       if (!placed && wanted !== null) {
         // A new region at the end: it starts where the file ended, on a line of its own, in every state a reader sees.
