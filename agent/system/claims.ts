@@ -59,7 +59,14 @@ function held(variable: string, value: string, what: string): AgentError {
  * Makes `path` free for a Unix socket the agent or its Envoy will bind: nothing there, or a stale socket (removed).
  * A live socket, or a file that is not a socket, is an error naming `variable`.
  */
-export async function freeSocketPath(variable: string, path: string, holder: string, shown = `${variable}="${path}"`): Promise<void> {
+export async function freeSocketPath(
+  variable: string,
+  path: string,
+  holder: string,
+  opts: { shown?: string; advice?: string } = {},
+): Promise<void> {
+  const shown = opts.shown ?? `${variable}="${path}"`;
+  const advice = opts.advice ?? 'give each agent its own path';
   const fail = (what: string) => new AgentError('AGENT_ERR_LISTEN', `${shown}: ${what}`);
   const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
@@ -67,7 +74,7 @@ export async function freeSocketPath(variable: string, path: string, holder: str
   });
   if (st === null) return;
   if (!st.isSocket()) throw fail(`is a ${describeFile(st)}, not a socket; the agent does not delete it: remove it or choose another path`);
-  if (await isSocketLive(path)) throw fail(`${holder} is serving on this socket; give each agent its own path, or leave it unset`);
+  if (await isSocketLive(path)) throw fail(`${holder} is serving on this socket; ${advice}`);
   await rm(path, { force: true });
 }
 
@@ -138,7 +145,10 @@ export async function claimRuntime(config: Config): Promise<Claim> {
     const variable = config.userBootstrap !== null ? 'ENVOY_CONFIG_FILE' : admin.kind === 'uds' ? 'ENVOY_ADMIN_UDS_PATH' : 'ENVOY_ADMIN_ACCESS_PORT';
     if (admin.kind === 'uds') {
       const shown = variable === 'ENVOY_CONFIG_FILE' ? `ENVOY_CONFIG_FILE="${config.bootstrapPath}" (admin.address.pipe.path "${admin.path}")` : undefined;
-      await freeSocketPath(variable, admin.path, 'another Envoy', shown);
+      await freeSocketPath(variable, admin.path, 'another Envoy', {
+        ...(shown === undefined ? {} : { shown }),
+        advice: variable === 'ENVOY_CONFIG_FILE' ? 'give each bootstrap its own admin path' : 'give each agent its own path, or leave it unset for one in its own runtime directory',
+      });
     } else if (await isPortLive(admin.host, admin.port)) {
       const value = variable === 'ENVOY_CONFIG_FILE' ? config.bootstrapPath : String(admin.port);
       throw held(variable, value, `something already listens on ${admin.host.includes(':') ? `[${admin.host}]` : admin.host}:${admin.port} (another Envoy?); the agent would drive it as its own Envoy`);

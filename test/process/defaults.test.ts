@@ -73,7 +73,7 @@ test('a second agent on the default management socket (/var/run/ecs/appnet_admin
   await waitHealthy(first);
   const second = await run([], { ...sidecar(envoy), APPNET_AGENT_ADMIN_MODE: 'uds' });
   assert.equal(second.code, 6, second.stderr);
-  assert.equal(second.stderr, 'agent: AGENT_ERR_LISTEN: APPNET_AGENT_ADMIN_UDS_PATH="/var/run/ecs/appnet_admin.sock": another agent is serving on this socket; give each agent its own path, or leave it unset\n');
+  assert.equal(second.stderr, 'agent: AGENT_ERR_LISTEN: APPNET_AGENT_ADMIN_UDS_PATH="/var/run/ecs/appnet_admin.sock": another agent is serving on this socket; give each agent its own path\n');
   assert.equal((await first.status())['healthStatus'], 'HEALTHY', 'the first agent still serves on its socket');
   const hc = await run(['healthcheck'], { APPNET_AGENT_ADMIN_MODE: 'uds' });
   assert.equal(hc.code, 0, `agent healthcheck with the default socket reaches the first agent: ${hc.stderr}`);
@@ -120,7 +120,7 @@ test('an Envoy admin socket path another Envoy serves on is refused naming ENVOY
   await waitFor('Envoy admin answers', async () => (await httpRequest({ socketPath: admin }, '/ready')).status > 0);
   const second = await run([], { ...sidecar(envoy), ENVOY_ADMIN_UDS_PATH: admin });
   assert.equal(second.code, 6, second.stderr);
-  assert.equal(second.stderr, `agent: AGENT_ERR_LISTEN: ENVOY_ADMIN_UDS_PATH="${admin}": another Envoy is serving on this socket; give each agent its own path, or leave it unset\n`);
+  assert.equal(second.stderr, `agent: AGENT_ERR_LISTEN: ENVOY_ADMIN_UDS_PATH="${admin}": another Envoy is serving on this socket; give each agent its own path, or leave it unset for one in its own runtime directory\n`);
   assert.ok(isAlive(e1.pid), "the first agent's Envoy was not stopped");
   assert.ok((await httpRequest({ socketPath: admin }, '/ready')).status > 0);
 });
@@ -136,4 +136,19 @@ test('a regular file at the management socket path is an error naming APPNET_AGE
   assert.equal(r.stderr, `agent: AGENT_ERR_LISTEN: APPNET_AGENT_ADMIN_UDS_PATH="${path}": is a regular file, not a socket; the agent does not delete it: remove it or choose another path\n`);
   assert.equal(readFileSync(path, 'utf8'), 'not a socket: a file the user keeps\n');
   rmSync(path);
+});
+
+test('a second relay on the default relay socket (/tmp/relay_xds.sock) is refused with one line naming APPNET_RELAY_LISTENER_UDS_PATH, and the first keeps its socket', async (t) => {
+  const envoy = requireEnvoy(t);
+  if (envoy === null) return;
+  const relayEnv = { ENVOY_BINARY: envoy, APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true', AWS_REGION: 'us-west-2', ENVOY_LOG_LEVEL: 'critical', APPNET_AGENT_LOG_LEVEL: 'info' };
+  const first = startAgent(t, { defaults: true, env: relayEnv });
+  await envoyOf(first);
+  await waitFor('the relay socket to answer', async () => (await httpRequest({ socketPath: '/tmp/relay_xds.sock' }, '/').catch(() => null)) !== null);
+  const second = await run([], relayEnv);
+  assert.equal(second.code, 6, second.stderr);
+  assert.equal(second.stderr, 'agent: AGENT_ERR_LISTEN: APPNET_RELAY_LISTENER_UDS_PATH="/tmp/relay_xds.sock": another relay is serving on this socket; give each agent its own path\n');
+  assert.ok((await httpRequest({ socketPath: '/tmp/relay_xds.sock' }, '/').catch(() => null)) !== null, "the first relay's socket still answers");
+  first.child.kill('SIGTERM');
+  assert.equal((await first.exited).code, 0, first.stderr());
 });
