@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { agentCommand, isAlive, startAgent, tempDir, waitHealthy, type AgentProcess } from '../helpers/agent.ts';
 import { requireEnvoy } from '../helpers/envoy.ts';
@@ -151,4 +153,18 @@ test('a second relay on the default relay socket (/tmp/relay_xds.sock) is refuse
   assert.ok((await httpRequest({ socketPath: '/tmp/relay_xds.sock' }, '/').catch(() => null)) !== null, "the first relay's socket still answers");
   first.child.kill('SIGTERM');
   assert.equal((await first.exited).code, 0, first.stderr());
+});
+
+test("an Envoy admin port something already listens on is refused naming ENVOY_ADMIN_ACCESS_PORT: the agent would read that process's health and send it /quitquitquit", async (t) => {
+  const envoy = requireEnvoy(t);
+  if (envoy === null) return;
+  const squatter = createServer((s) => s.destroy());
+  squatter.listen(0, '127.0.0.1');
+  await once(squatter, 'listening');
+  t.after(() => squatter.close());
+  const port = (squatter.address() as AddressInfo).port;
+  const r = await run([], { ...sidecar(envoy), ENVOY_ADMIN_MODE: 'tcp', ENVOY_ADMIN_ACCESS_PORT: String(port) });
+  assert.equal(r.code, 6, r.stderr);
+  assert.equal(r.stderr, `agent: AGENT_ERR_LISTEN: ENVOY_ADMIN_ACCESS_PORT="${port}": something already listens on 127.0.0.1:${port} (another Envoy?); the agent would drive it as its own Envoy\n`);
+  assert.doesNotMatch(r.stdout, /Envoy started/);
 });
