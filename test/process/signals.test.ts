@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { startMeshAgent } from '../helpers/mesh-agent.ts';
 import { isAlive, waitHealthy } from '../helpers/agent.ts';
@@ -38,6 +39,10 @@ test('SIGUSR1 never opens an inspector: nothing listens on 127.0.0.1:9229 and th
   }
   assert.doesNotMatch(m.agent.stderr(), /Debugger listening/);
   assert.equal(m.agent.child.exitCode, null, 'the agent still runs');
+  // From its first instant, not only once the agent's own handler is installed: the executable runs with
+  // --disable-sigusr1, under which Node keeps SIGUSR1 (bit 10, mask 0x200) blocked.
+  const sigBlk = /^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${m.agent.child.pid}/status`, 'utf8'))?.[1] ?? '0';
+  assert.equal(BigInt(`0x${sigBlk}`) & 0x200n, 0x200n, `SIGUSR1 is blocked (SigBlk ${sigBlk})`);
   assert.equal((await m.agent.status())['envoyPid'], envoyPid, 'Envoy was not restarted');
 });
 
