@@ -135,6 +135,12 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
         // already gone
       }
     }
+    // A runtime directory the agent chose itself, left when it was killed.
+    for (const l of logs.filter((r) => r['msg'] === 'starting Envoy')) {
+      const argv = l['argv'] as string[];
+      const own = /^(\/tmp\/appnet-agent-[a-z2-7]{12})\//.exec(argv[argv.indexOf('-c') + 1] ?? '');
+      if (own?.[1] !== undefined) rmSync(own[1], { recursive: true, force: true });
+    }
   });
   const target = { socketPath: adminSocket };
   return {

@@ -168,3 +168,24 @@ test("an Envoy admin port something already listens on is refused naming ENVOY_A
   assert.equal(r.stderr, `agent: AGENT_ERR_LISTEN: ENVOY_ADMIN_ACCESS_PORT="${port}": something already listens on 127.0.0.1:${port} (another Envoy?); the agent would drive it as its own Envoy\n`);
   assert.doesNotMatch(r.stdout, /Envoy started/);
 });
+
+test('a management socket left by a killed agent is stale: the next agent on the same path replaces it and serves', async (t) => {
+  const envoy = requireEnvoy(t);
+  if (envoy === null) return;
+  const dir = tempDir(t);
+  const socket = join(dir, 'appnet_admin.sock');
+  const bootstrap = (name: string) => {
+    const path = join(dir, `${name}.yaml`);
+    writeFileSync(path, `admin: { address: { pipe: { path: ${join(dir, `${name}-admin.sock`)} } } }\n`);
+    return path;
+  };
+  const first = startAgent(t, { defaults: true, env: { ENVOY_BINARY: envoy, ENVOY_CONFIG_FILE: bootstrap('first'), APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: socket } });
+  await waitHealthy(first);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  assert.ok(existsSync(socket), 'the killed agent left its socket file');
+  const second = startAgent(t, { defaults: true, env: { ENVOY_BINARY: envoy, ENVOY_CONFIG_FILE: bootstrap('second'), APPNET_AGENT_ADMIN_MODE: 'uds', APPNET_AGENT_ADMIN_UDS_PATH: socket } });
+  await waitHealthy(second);
+  second.child.kill('SIGTERM');
+  assert.equal((await second.exited).code, 0, second.stderr());
+});
