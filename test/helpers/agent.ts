@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import { repoRoot } from './envoy.ts';
 import { httpRequest, type Response } from './http.ts';
 import { waitFor } from './wait.ts';
+import { isSocketLive } from '../../agent/system/claims.ts';
 
 export const bundlePath = `${repoRoot}/dist/agent.js`;
 export const binaryPath = `${repoRoot}/dist/agent`;
@@ -73,6 +74,11 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
+/** The runtime directories agents chose themselves, by name in /tmp. */
+function ownRuntimeDirs(): string[] {
+  return readdirSync('/tmp').filter((n) => /^appnet-agent-[a-z2-7]{12}$/.test(n));
+}
+
 /**
  * Starts the agent. By default every path is set inside a temp dir; `defaults: true` sets only PATH and opts.env,
  * so the agent picks every path itself, as it does where users run it.
@@ -95,6 +101,7 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
           APPNET_AGENT_LOG_LEVEL: 'info',
           ...opts.env,
         };
+  const before = new Set(opts.defaults === true ? ownRuntimeDirs() : []);
   // A wrapper (prlimit ...) must exec the agent, so that the child's pid is the agent's.
   const argv = [...(opts.wrapper ?? []), command, ...prefix, ...(opts.args ?? [])];
   const child = spawn(argv[0] ?? command, argv.slice(1), { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -135,11 +142,12 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
         // already gone
       }
     }
-    // A runtime directory the agent chose itself, left when it was killed.
-    for (const l of logs.filter((r) => r['msg'] === 'starting Envoy')) {
-      const argv = l['argv'] as string[];
-      const own = /^(\/tmp\/appnet-agent-[a-z2-7]{12})\//.exec(argv[argv.indexOf('-c') + 1] ?? '');
-      if (own?.[1] !== undefined) rmSync(own[1], { recursive: true, force: true });
+    // Runtime directories agents chose themselves (/tmp/appnet-agent-<random>) since this one started, and left
+    // when they were killed: their lock no longer answers. A live agent's is kept, and so is any that was there before.
+    if (opts.defaults === true) {
+      for (const name of ownRuntimeDirs().filter((n) => !before.has(n))) {
+        if (!(await isSocketLive(`/tmp/${name}/agent.lock`))) rmSync(`/tmp/${name}`, { recursive: true, force: true });
+      }
     }
   });
   const target = { socketPath: adminSocket };
