@@ -31,7 +31,8 @@ export const errorCatalog = {
   },
   AGENT_ERR_LISTEN: {
     exitCode: 6,
-    summary: 'The management interface could not listen on its socket or port.',
+    summary:
+      "A socket, port or directory the agent must have to itself is taken or unusable: the management interface could not listen, or another live agent (or its Envoy) holds the runtime directory, Envoy's admin socket or port, the relay socket or the management socket, or a file that is not a socket is at a socket path. The message names the variable.",
   },
   AGENT_ERR_WRITE: {
     exitCode: 7,

@@ -1,7 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --disable-sigusr1
 /**
  * The agent's composition root: the only module that reads process.env and argv, installs signal handlers and
  * calls process.exit. Everything else receives what it needs as arguments.
+ *
+ * Signals (docs/operations.md): SIGTERM, SIGINT and SIGQUIT stop the agent gracefully (a second one skips the
+ * drain wait); SIGHUP and SIGUSR2 are logged and ignored; SIGUSR1 never opens Node's inspector: the single
+ * executable runs with --disable-sigusr1 (scripts/build-binary.ts), under which Node keeps the signal blocked, and
+ * when the bundle runs on a plain `node` the handler below replaces Node's inspector trigger. A closed stdout or
+ * stderr (the reader went away: EPIPE) never crashes the agent; its lines are dropped.
  */
 import { readFileSync } from 'node:fs';
 import { AgentError, formatError } from './errors.ts';
@@ -11,13 +17,56 @@ import { envoyVersion } from './envoy/envoy-binary.ts';
 import { healthcheckCommand } from './commands/healthcheck.ts';
 import { runAgent } from './commands/run.ts';
 import { createCloudMapMode } from './discovery/cloud-map-mode.ts';
+import { agentLevelFor, createLogger, type Level } from './logger.ts';
+import { randomName } from './system/files.ts';
 import { agentVersion } from './version.ts';
+
+/**
+ * Writes to stdout or stderr that survive the reader going away: the first EPIPE (or any write error) marks the
+ * stream closed and later lines are dropped instead of crashing the agent with an unhandled 'error' event.
+ */
+function guardedWriter(stream: NodeJS.WriteStream, onClosed: (err: NodeJS.ErrnoException) => void): (text: string) => void {
+  let closed = false;
+  const close = (err: NodeJS.ErrnoException) => {
+    if (closed) return;
+    closed = true;
+    onClosed(err);
+  };
+  stream.on('error', close);
+  return (text) => {
+    if (closed) return;
+    try {
+      stream.write(text);
+    } catch (err) {
+      close(err as NodeJS.ErrnoException);
+    }
+  };
+}
+
+const stderrWrite = guardedWriter(process.stderr, () => undefined);
+const stdoutWrite = guardedWriter(process.stdout, (err) =>
+  stderrWrite(`agent: stdout is closed (${err.code ?? err.message}); the agent keeps running and drops its log lines\n`),
+);
 
 const io: CommandIo = {
   readFile: (path) => readFileSync(path, 'utf8'),
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
+  stdout: stdoutWrite,
+  stderr: stderrWrite,
+  randomName,
 };
+
+/** Signals a sidecar is sent by mistake or by habit: logged and ignored (Node's default would end the agent). */
+const IGNORED_SIGNALS = {
+  SIGHUP: 'the agent does not reload its configuration; restart the container to change it',
+  SIGUSR1: "Node's inspector stays closed",
+  SIGUSR2: 'the agent gives SIGUSR2 no meaning',
+} as const;
+
+function agentLevel(env: Record<string, string | undefined>): Level {
+  const own = env['APPNET_AGENT_LOG_LEVEL']?.trim().toLowerCase();
+  if (own === 'debug' || own === 'info' || own === 'warn' || own === 'error') return own;
+  return agentLevelFor(env['ENVOY_LOG_LEVEL']?.trim().toLowerCase() || 'info');
+}
 
 /**
  * The reference agent's Go flags (-envoyConfigPath, -logLevel, -envoyReadiness) still work, so scripts written for
@@ -46,6 +95,10 @@ async function main(): Promise<number> {
       const hurry = new AbortController();
       for (const signal of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
         process.on(signal, () => (stop.signal.aborted ? hurry.abort(signal) : stop.abort(signal)));
+      }
+      const signals = createLogger({ level: agentLevel(env), write: io.stdout }, { component: 'agent' });
+      for (const [signal, meaning] of Object.entries(IGNORED_SIGNALS)) {
+        process.on(signal, () => signals.warn(`${signal} ignored: ${meaning}`, { signal }));
       }
       return runAgent(env, { ...io, stopSignal: stop.signal, hurrySignal: hurry.signal, onProcessExit: (hook) => process.on('exit', hook) }, createCloudMapMode);
     }
@@ -77,7 +130,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`${formatError(err)}\n`);
+    io.stderr(`${formatError(err)}\n`);
     process.exitCode = err instanceof AgentError ? err.exitCode : 70;
   },
 );

@@ -6,9 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
+// Hardening (docs/operations.md): `--disable-sigusr1` keeps Node's inspector closed whatever signal the agent is
+// sent (Node then keeps SIGUSR1 blocked: it is ignored); execArgvExtension "none" ignores NODE_OPTIONS, so the
+// environment cannot open an inspector (--inspect) or load code (--require) into the agent either.
+const hardening = { execArgv: ['--disable-sigusr1'], execArgvExtension: 'none' };
 writeFileSync(
   'dist/sea-config.json',
-  JSON.stringify({ main: 'dist/agent.js', output: 'dist/agent.blob', disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true }),
+  JSON.stringify({ main: 'dist/agent.js', output: 'dist/agent.blob', disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, ...hardening }),
 );
 execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: ['ignore', 'ignore', 'inherit'] });
 rmSync('dist/agent', { force: true });

@@ -49,11 +49,17 @@ export async function healthcheckCommand(env: Env, args: readonly string[], io: 
     });
   }
   const mode = read<string | undefined>(env, 'APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
+  // The agent is found through the same variables it was started with (their defaults included): no other setting.
   let target: { socketPath: string } | { host: string; port: number };
-  if (mode === 'uds') target = { socketPath: read<string>(env, 'APPNET_AGENT_ADMIN_UDS_PATH') };
-  else {
+  let where: string;
+  if (mode === 'uds') {
+    target = { socketPath: read<string>(env, 'APPNET_AGENT_ADMIN_UDS_PATH') };
+    where = `unix:${target.socketPath} (APPNET_AGENT_ADMIN_UDS_PATH)`;
+  } else {
     const bind = read<string>(env, 'APPNET_AGENT_HTTP_BIND_ADDRESS');
-    target = { host: bind === '::' ? '::1' : bind === '0.0.0.0' ? '127.0.0.1' : bind, port: read<number>(env, 'APPNET_AGENT_HTTP_PORT') };
+    const host = bind === '::' ? '::1' : bind === '0.0.0.0' ? '127.0.0.1' : bind;
+    target = { host, port: read<number>(env, 'APPNET_AGENT_HTTP_PORT') };
+    where = `${host.includes(':') ? `[${host}]` : host}:${target.port} (APPNET_AGENT_HTTP_BIND_ADDRESS, APPNET_AGENT_HTTP_PORT)`;
   }
   const intervalMs = read<number>(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000;
   const deadline = Date.now() + (wait ? read<number>(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_TIMEOUT_S') * 1000 : 0);
@@ -67,7 +73,7 @@ export async function healthcheckCommand(env: Env, args: readonly string[], io: 
       }
       line = `${status.healthStatus || 'UNKNOWN'}: ${(status.reasons ?? []).join('; ')}`;
     } catch (err) {
-      line = `UNREACHABLE: ${(err as Error).message}`;
+      line = `UNREACHABLE at ${where}: ${(err as Error).message}`;
     }
     if (Date.now() + intervalMs > deadline) {
       io.stderr(`agent: AGENT_ERR_UNHEALTHY: ${line}\n`);

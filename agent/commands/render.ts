@@ -1,7 +1,9 @@
 /**
  * `agent render [--format yaml|json] [--validate]`: prints the bootstrap for the current environment to stdout and
  * Envoy's command line to stderr. Starts nothing and writes nothing, except that --validate writes the bootstrap
- * to a temporary directory for Envoy to read.
+ * to a temporary directory for Envoy to read, and creates the runtime directory Envoy opens files in (with
+ * APPNET_RUNTIME_DIR unset, a runtime directory inside that temporary directory stands for the one the agent would
+ * choose at start).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -48,6 +50,17 @@ export async function writeSideFiles(files: readonly SideFile[]): Promise<void> 
 
 export async function renderCommand(env: Env, args: readonly string[], io: CommandIo): Promise<number> {
   const opts = parseRenderArgs(args);
+  if (!opts.validate) return render(env, opts, io, null);
+  const dir = await mkdtemp(join(tmpdir(), 'agent-render-'));
+  try {
+    const runtimeDirSet = (env['APPNET_RUNTIME_DIR'] ?? '').trim() !== '';
+    return await render(runtimeDirSet ? env : { ...env, APPNET_RUNTIME_DIR: join(dir, 'runtime') }, opts, io, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function render(env: Env, opts: { format: 'yaml' | 'json'; validate: boolean }, io: CommandIo, dir: string | null): Promise<number> {
   const config = readConfig(env, io);
   const platform = await collectPlatform({
     metadataUri: config.mode === 'ecs' ? config.ecs.metadataUri : null,
@@ -60,21 +73,17 @@ export async function renderCommand(env: Env, args: readonly string[], io: Comma
   const text = userText !== null && opts.format === 'yaml' ? userText : serializeBootstrap(bootstrap, opts.format);
   io.stdout(text);
   io.stderr(`envoy command: ${[config.envoyBinary, ...envoyArgs(config)].join(' ')}\n`);
-  if (!opts.validate) return 0;
+  if (dir === null) return 0;
 
   const version = await envoyVersion(config.envoyBinary);
-  const dir = await mkdtemp(join(tmpdir(), 'agent-render-'));
-  try {
-    const path = join(dir, `bootstrap.${opts.format}`);
-    await writeFile(path, text);
-    await writeSideFiles(files);
-    const verdict = await validateBootstrap(config.envoyBinary, path);
-    if (!verdict.ok) {
-      throw new AgentError('AGENT_ERR_BOOTSTRAP_INVALID', `Envoy ${version} rejected the bootstrap:\n${verdict.output}`);
-    }
-    io.stderr(`envoy ${version}: the bootstrap is valid\n`);
-    return 0;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  const path = join(dir, `bootstrap.${opts.format}`);
+  await writeFile(path, text);
+  await ensureDirectory(config.runtimeDir);
+  await writeSideFiles(files);
+  const verdict = await validateBootstrap(config.envoyBinary, path);
+  if (!verdict.ok) {
+    throw new AgentError('AGENT_ERR_BOOTSTRAP_INVALID', `Envoy ${version} rejected the bootstrap:\n${verdict.output}`);
   }
+  io.stderr(`envoy ${version}: the bootstrap is valid\n`);
+  return 0;
 }

@@ -29,7 +29,8 @@ import { createAgentMetrics, type AgentMetrics } from '../stats/agent-metrics.ts
 import { StatsSnapshotter } from '../stats/stats-snapshotter.ts';
 import type { MetricLabels } from '../stats/service-connect-metrics.ts';
 import { collectPlatform } from '../system/collect-platform.ts';
-import { ensureDirectory, writeFileAtomic } from '../system/files.ts';
+import { claimRuntime } from '../system/claims.ts';
+import { writeFileAtomic } from '../system/files.ts';
 import { agentVersion } from '../version.ts';
 import { writeSideFiles } from './render.ts';
 
@@ -103,6 +104,10 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
   const version = await envoyVersion(config.envoyBinary);
   logger.info('found Envoy', { binary: config.envoyBinary, version });
   const metrics = createAgentMetrics();
+  // The runtime directory and Envoy's admin socket are claimed before anything is written (another live agent's are
+  // refused), and released at exit. The mode writes its own files into that directory only after its checks.
+  const claim = await claimRuntime(config);
+  io.onProcessExit(() => claim.releaseSync());
   let ext: ModeExtension | null = null;
   try {
     ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }), metrics, signal: io.stopSignal }) : null;
@@ -129,7 +134,6 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
 async function runWithExtension(config: Config, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, ext: ModeExtension | null): Promise<number> {
   // Nothing above wrote a file but the mode's own (Cloud Map: its xDS files and hosts block, after its checks): bad
   // input stops the agent with the disk as it was.
-  await ensureDirectory(config.runtimeDir);
   if (rendered !== null) {
     // JSON is YAML too: Envoy reads it whatever the file is called, and the agent need not load a YAML library.
     await writeFileAtomic(config.bootstrapPath, `${JSON.stringify(rendered.bootstrap, null, 1)}\n`, 0o600);

@@ -11,6 +11,7 @@ const SCOPE_TEXT: Record<Scope, string> = {
 };
 
 function defaultText(row: EnvVar): string {
+  if (row.defaultDoc !== undefined) return row.defaultDoc;
   return row.default === undefined ? 'unset' : row.default === '' ? '""' : row.default;
 }
 
@@ -65,7 +66,7 @@ export function renderConfigurationDoc(): string {
   ];
   for (const row of envTable) {
     out.push(
-      `| \`${row.name}\` | ${row.default === undefined ? 'unset' : `\`${row.default}\``} | ${row.unit ?? ''} | ${cell(capitalise(row.parser.rule))} | ${SCOPE_TEXT[row.scope]} | ${cell(row.doc)} | ${cell(row.vsReference ?? 'same')} |`,
+      `| \`${row.name}\` | ${row.defaultDoc !== undefined ? `\`${row.defaultDoc}\`` : row.default === undefined ? 'unset' : `\`${row.default}\``} | ${row.unit ?? ''} | ${cell(capitalise(row.parser.rule))} | ${SCOPE_TEXT[row.scope]} | ${cell(row.doc)} | ${cell(row.vsReference ?? 'same')} |`,
     );
   }
   out.push('');

@@ -3,8 +3,9 @@
  * AgentError listing every problem as `NAME="value": rule`. Never falls back to a default on a bad value.
  */
 import { yaml } from '../system/yaml.ts';
+import { randomName } from '../system/files.ts';
 import { AgentError } from '../errors.ts';
-import { envTable, envTableByName, type EnvoyLogLevel } from './table.ts';
+import { CA_BUNDLES, envTable, envTableByName, type EnvoyLogLevel } from './table.ts';
 
 export type Mode = 'ecs' | 'cloudmap' | 'relay' | 'static';
 
@@ -32,6 +33,11 @@ export interface Config {
   readonly mode: Mode;
   readonly envoyBinary: string;
   readonly runtimeDir: string;
+  /**
+   * True when APPNET_RUNTIME_DIR is unset and the agent chose a directory of its own (/tmp/appnet-agent-<random>):
+   * the agent removes it when it stops. A configured directory is only held (agent.lock) and never removed.
+   */
+  readonly runtimeDirOwned: boolean;
   /** The file Envoy is started with. */
   readonly bootstrapPath: string;
   /**
@@ -112,6 +118,8 @@ export interface Config {
 export interface ConfigIo {
   /** Reads a file; throws a Node error (with `code`) when it cannot. */
   readFile(path: string): string;
+  /** A fresh random name for the agent's own runtime directory; default: 12 characters from /dev/urandom. */
+  randomName?(): string;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -181,7 +189,10 @@ export function readConfig(env: Env, io: ConfigIo): Config {
   const scFile = get<string>('APPNET_SERVICE_CONNECT_CONFIG_FILE');
   const xdsEndpoint = given('APPMESH_XDS_ENDPOINT');
   const configFile = get<string>('ENVOY_CONFIG_FILE');
-  const runtimeDir = need<string>('APPNET_RUNTIME_DIR');
+  const configuredRuntimeDir = get<string>('APPNET_RUNTIME_DIR');
+  // Unset: a directory of this agent's own, so that two agents on one host (a shared /tmp, a local mesh, tests)
+  // never read each other's listeners or drive each other's Envoy.
+  const runtimeDir = configuredRuntimeDir ?? `/tmp/appnet-agent-${(io.randomName ?? randomName)()}`;
 
   let userBootstrap: Config['userBootstrap'] = null;
   let userDocument: Record<string, unknown> | null = null;
@@ -246,7 +257,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
   const ipv6Admin = get<boolean>('ENVOY_ADMIN_ACCESS_ENABLE_IPV6') === true;
   let envoyAdminAddress: AdminAddress =
     envoyAdminMode === 'uds'
-      ? { kind: 'uds', path: need<string>('ENVOY_ADMIN_UDS_PATH') }
+      ? { kind: 'uds', path: get<string>('ENVOY_ADMIN_UDS_PATH') ?? `${runtimeDir}/envoy_admin.sock` }
       : { kind: 'tcp', host: ipv6Admin ? '::' : need<string>('ENVOY_ADMIN_ACCESS_ADDRESS'), port: need<number>('ENVOY_ADMIN_ACCESS_PORT') };
   if (userBootstrap !== null && userDocument !== null) {
     const fromFile = adminAddressOf(userDocument);
@@ -366,7 +377,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
         listenerPath: need('APPNET_RELAY_LISTENER_UDS_PATH'),
         domain,
         port,
-        caFile: need('APPNET_RELAY_CA_FILE'),
+        caFile: relayCaFile(get<string>('APPNET_RELAY_CA_FILE'), io, problems),
         signingName: need('APPMESH_SIGNING_NAME'),
         region,
         streamIdleTimeoutMs: need('RELAY_STREAM_IDLE_TIMEOUT'),
@@ -439,6 +450,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
     mode: usedMode,
     envoyBinary: need('ENVOY_BINARY'),
     runtimeDir,
+    runtimeDirOwned: configuredRuntimeDir === undefined,
     bootstrapPath: configFile ?? `${runtimeDir}/envoy-bootstrap.yaml`,
     userBootstrap,
     envoyLogLevel: need('ENVOY_LOG_LEVEL'),
@@ -448,7 +460,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
     disableHotRestart: need('DISABLE_HOT_RESTART'),
     skipDeprecatedLogs: need('ENVOY_SKIP_DEPRECATED_LOGS'),
     restartCount: need('APPNET_ENVOY_RESTART_COUNT'),
-    envoyAdmin: { address: envoyAdminAddress, accessLogPath: need('ENVOY_ADMIN_ACCESS_LOG_FILE'), ipv4Compat: ipv6Admin && envoyAdminMode === 'tcp' },
+    envoyAdmin: { address: envoyAdminAddress, accessLogPath: get<string>('ENVOY_ADMIN_ACCESS_LOG_FILE') ?? `${runtimeDir}/envoy_admin_access.log`, ipv4Compat: ipv6Admin && envoyAdminMode === 'tcp' },
     agentAdmin,
     loggingResetTimeoutMs: need<number>('APPNET_AGENT_LOGGING_RESET_TIMEOUT') * 1000,
     health: { pollIntervalMs: hcInterval, disconnectedTimeoutMs: need<number>('HC_DISCONNECTED_TIMEOUT_S') * 1000 },
@@ -501,6 +513,34 @@ export function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
+}
+
+/**
+ * APPNET_RELAY_CA_FILE: a configured file must be a readable PEM bundle; unset, the first system bundle that is
+ * one (Amazon Linux's /etc/pki/tls/cert.pem first). Without a CA bundle Envoy would reject the relay bootstrap
+ * with `Invalid path`, naming no variable.
+ */
+function relayCaFile(configured: string | undefined, io: ConfigIo, problems: string[]): string {
+  const check = (path: string): string | null => {
+    let content: string;
+    try {
+      content = io.readFile(path);
+    } catch (err) {
+      return `must name a readable CA bundle (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
+    return content.includes('-----BEGIN CERTIFICATE-----') ? null : 'must name a CA bundle: PEM certificates (-----BEGIN CERTIFICATE-----)';
+  };
+  if (configured !== undefined) {
+    const rule = check(configured);
+    if (rule !== null) problems.push(problem('APPNET_RELAY_CA_FILE', configured, rule));
+    return configured;
+  }
+  const found = CA_BUNDLES.find((path) => check(path) === null);
+  if (found === undefined) {
+    problems.push(problem('APPNET_RELAY_CA_FILE', undefined, `must be set in relay mode on this system: none of ${CA_BUNDLES.join(', ')} is a readable CA bundle`));
+    return CA_BUNDLES[0];
+  }
+  return found;
 }
 
 /** Above this size a YAML user bootstrap is read for its admin block only. */

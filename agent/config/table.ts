@@ -31,6 +31,8 @@ export interface EnvVar {
   readonly parser: Parser<unknown>;
   /** The default as the user would write it; undefined when unset means "not used". */
   readonly default?: string;
+  /** For docs and --help: a default the agent works out at start (no fixed value), in words. */
+  readonly defaultDoc?: string;
   readonly unit?: string;
   readonly scope: Scope;
   readonly doc: string;
@@ -38,6 +40,20 @@ export interface EnvVar {
   readonly vsReference?: string;
   readonly secret?: boolean;
 }
+
+/**
+ * System CA bundles, in the order they are tried when APPNET_RELAY_CA_FILE is unset: Amazon Linux's path first (the
+ * reference's fixed path, and where ECS mounts the host's /etc/pki), then Debian and Ubuntu, RHEL and Fedora,
+ * openSUSE, Alpine.
+ */
+export const CA_BUNDLES = [
+  '/etc/pki/tls/cert.pem',
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem',
+  '/etc/ssl/ca-bundle.pem',
+  '/etc/ssl/cert.pem',
+] as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'critical', 'off'] as const;
 export type EnvoyLogLevel = (typeof LOG_LEVELS)[number];
@@ -64,9 +80,9 @@ export const envTable: readonly EnvVar[] = [
   {
     name: 'APPNET_RUNTIME_DIR',
     parser: absolutePath,
-    default: '/tmp/appnet-agent',
+    defaultDoc: '/tmp/appnet-agent-<random>',
     scope: 'all',
-    doc: 'Directory for files the agent writes for Envoy: the bootstrap, X-Ray sampling rules, and in Cloud Map mode the LDS and CDS files. Created with mode 0700.',
+    doc: "Directory for files the agent writes for Envoy: the bootstrap, Envoy's admin socket and access log (unless set), X-Ray sampling rules, and in Cloud Map mode the LDS and CDS files. Created with mode 0700. Unset: a new directory for each agent, removed when it stops, so two agents on one host never share files. Set: the agent holds it while it runs (a lock socket `agent.lock` inside); an agent started with a directory another live agent holds stops with AGENT_ERR_LISTEN.",
     vsReference: 'new',
   },
   {
@@ -181,17 +197,17 @@ export const envTable: readonly EnvVar[] = [
   {
     name: 'APPNET_AGENT_HTTP_BIND_ADDRESS',
     parser: ipAddress,
-    default: '::',
+    default: '127.0.0.1',
     scope: 'all',
-    doc: 'Management interface bind address (tcp mode). IPv6 with or without brackets. `::` is dual-stack.',
-    vsReference: 'a bare IPv6 address works',
+    doc: 'Management interface bind address (tcp mode). IPv6 with or without brackets. `::` is every interface, dual-stack: set it to be reached from outside the task.',
+    vsReference: 'default loopback instead of every interface ([::]); a bare IPv6 address works',
   },
   {
     name: 'APPNET_AGENT_ADMIN_UDS_PATH',
     parser: absolutePath,
     default: '/var/run/ecs/appnet_admin.sock',
     scope: 'all',
-    doc: 'Management interface socket (uds mode). Created with mode 0600; a stale socket file is replaced, a live one is an error.',
+    doc: "Management interface socket (uds mode), where the ECS agent and `agent healthcheck` find the agent. Created with mode 0600. A socket another live agent serves on is an error (AGENT_ERR_LISTEN), a stale socket file is replaced, and any other file at the path is an error and is left as it was.",
   },
   {
     name: 'APPNET_AGENT_LOGGING_RESET_TIMEOUT',
@@ -230,17 +246,17 @@ export const envTable: readonly EnvVar[] = [
   {
     name: 'ENVOY_ADMIN_UDS_PATH',
     parser: absolutePath,
-    default: '/tmp/envoy_admin.sock',
+    defaultDoc: '<APPNET_RUNTIME_DIR>/envoy_admin.sock',
     scope: 'all',
-    doc: "Envoy's admin socket (uds mode).",
-    vsReference: 'new (fixed in the reference)',
+    doc: "Envoy's admin socket (uds mode). A socket another live Envoy serves on is an error (AGENT_ERR_LISTEN): the agent would otherwise drive the other agent's Envoy; a stale one is replaced; any other file is an error.",
+    vsReference: 'new (fixed at /tmp/envoy_admin.sock in the reference)',
   },
   {
     name: 'ENVOY_ADMIN_ACCESS_PORT',
     parser: port,
     default: '9901',
     scope: 'all',
-    doc: "Envoy's admin port (tcp mode).",
+    doc: "Envoy's admin port (tcp mode). A port something already listens on is an error (AGENT_ERR_LISTEN): the agent would otherwise drive that process as its Envoy.",
   },
   {
     name: 'ENVOY_ADMIN_ACCESS_ADDRESS',
@@ -260,9 +276,10 @@ export const envTable: readonly EnvVar[] = [
   {
     name: 'ENVOY_ADMIN_ACCESS_LOG_FILE',
     parser: absolutePath,
-    default: '/tmp/envoy_admin_access.log',
+    defaultDoc: '<APPNET_RUNTIME_DIR>/envoy_admin_access.log',
     scope: 'all',
     doc: "Envoy's admin access log.",
+    vsReference: 'default inside the runtime directory instead of /tmp/envoy_admin_access.log',
   },
   // ── Logs ─────────────────────────────────────────────────────────────────────────────────────────────────────
   {
@@ -567,7 +584,7 @@ export const envTable: readonly EnvVar[] = [
     parser: absolutePath,
     default: '/tmp/relay_xds.sock',
     scope: 'relay',
-    doc: 'Relay mode: the socket sidecars send ADS to (mode 0600).',
+    doc: 'Relay mode: the socket sidecars send ADS to (mode 0600). A socket another live relay serves on is an error (AGENT_ERR_LISTEN), a stale one is replaced, any other file is an error.',
   },
   {
     name: 'APPNET_MANAGEMENT_DOMAIN_NAME',
@@ -587,10 +604,10 @@ export const envTable: readonly EnvVar[] = [
   {
     name: 'APPNET_RELAY_CA_FILE',
     parser: absolutePath,
-    default: '/etc/pki/tls/cert.pem',
+    defaultDoc: '/etc/pki/tls/cert.pem, else the system CA bundle',
     scope: 'relay',
-    doc: 'Relay mode: CA bundle that verifies the management server.',
-    vsReference: 'new (fixed in the reference)',
+    doc: `Relay mode: CA bundle (PEM) that verifies the management server. Unset: the first of ${CA_BUNDLES.join(', ')} that exists. Set: it must be a readable PEM file; a missing one is a configuration error.`,
+    vsReference: 'new (fixed at /etc/pki/tls/cert.pem, an Amazon Linux path, in the reference)',
   },
   {
     name: 'RELAY_STREAM_IDLE_TIMEOUT',

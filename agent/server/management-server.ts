@@ -1,41 +1,59 @@
 /**
  * The management interface server: plain HTTP/1.1 over a Unix socket or TCP, dispatching from the route table.
  * Every request is answered within a deadline; a stale socket file is replaced, but a socket another agent is
- * still serving on is an error, not silently stolen (reference bug).
+ * still serving on is an error, not silently stolen (reference bug), and any other file at the path is an error
+ * and is left as it was.
+ *
+ * Hostile callers: request headers must arrive within HEADERS_TIMEOUT_MS, an idle kept-alive connection is closed
+ * after IDLE_TIMEOUT_MS, and at most MAX_CONNECTIONS are open: a new one beyond that closes the oldest idle one
+ * (or itself, when every other is busy), so idle connections can neither starve the agent of file descriptors nor
+ * keep /status from answering. Each rate-limited route has a bucket of its own; health and drain are never refused.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AdminAddress } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
+import { freeSocketPath } from '../system/claims.ts';
 import type { Logger } from '../logger.ts';
 import { TokenBucket } from './rate-limiter.ts';
 import { EnvoyAdminError } from '../envoy/admin-client.ts';
 import { PrometheusParseError } from '../stats/prometheus-text.ts';
-import { routes, type Reply, type RouteContext } from './routes.ts';
+import { MAX_CONNECTIONS, routes, type Reply, type Route, type RouteContext } from './routes.ts';
 
 const TEXT = 'text/plain; charset=utf-8';
 export const REQUEST_DEADLINE_MS = 5000;
+export const HEADERS_TIMEOUT_MS = 5000;
+export const IDLE_TIMEOUT_MS = 5000;
 
 export interface ManagementServer {
   readonly describe: string;
   close(): Promise<void>;
 }
 
-function isSocketLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ path });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
+/** One token bucket per rate-limited route. */
+export type Buckets = ReadonlyMap<Route, TokenBucket>;
+
+export function routeBuckets(): Buckets {
+  const buckets = new Map<Route, TokenBucket>();
+  for (const r of routes) if (r.rateLimit !== null) buckets.set(r, new TokenBucket(r.rateLimit.perSecond, r.rateLimit.burst));
+  return buckets;
 }
 
-export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req: IncomingMessage): Promise<Reply & { path: string }> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+/** The request target as a URL, or null when it is not a path that parses (`*`, `//`, an absolute URL). */
+function parseTarget(target: string | undefined): URL | null {
+  if (target === undefined || !target.startsWith('/') || target.startsWith('//')) return null;
+  try {
+    return new URL(`http://localhost${target}`);
+  } catch {
+    return null;
+  }
+}
+
+export async function handleRequest(ctx: RouteContext, buckets: Buckets, req: IncomingMessage): Promise<Reply & { path: string }> {
+  const url = parseTarget(req.url);
+  if (url === null) return { path: 'malformed', status: 400, body: `malformed request target ${JSON.stringify(req.url ?? '').slice(0, 200)}: must be a path such as /status\n`, contentType: TEXT };
   const route = routes.find((r) => r.path === url.pathname);
   if (route === undefined) return { path: 'unknown', status: 404, body: '404 page not found\n', contentType: TEXT };
   const method = req.method ?? 'GET';
@@ -54,8 +72,9 @@ export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req:
       };
     }
   }
-  if (route.rateLimited && !bucket.take()) return { path: route.path, status: 429, body: 'Too Many Requests\n', contentType: TEXT };
-  if (!route.rateLimited) {
+  const bucket = buckets.get(route);
+  if (bucket !== undefined && !bucket.take()) return { path: route.path, status: 429, body: 'Too Many Requests\n', contentType: TEXT };
+  if (!route.callsEnvoy) {
     // Routes that do not call Envoy answer from the agent's own state at once: no deadline timer per request.
     return { ...(await route.handle(ctx, url.searchParams, NEVER)), path: route.path };
   }
@@ -85,11 +104,58 @@ export async function handleRequest(ctx: RouteContext, bucket: TokenBucket, req:
 
 const NEVER = new AbortController().signal;
 
+/** Concurrent callers share one in-flight call: a burst of drain requests makes one call to Envoy. */
+function coalesce(fn: () => Promise<void>): () => Promise<void> {
+  let inFlight: Promise<void> | null = null;
+  return () => {
+    inFlight ??= fn().finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  };
+}
+
+/**
+ * Keeps at most `max` connections: a new one beyond the cap closes the oldest connection with no request in
+ * progress, or itself when every other connection is busy.
+ */
+function capConnections(server: Server, max: number): void {
+  const open = new Set<Socket>();
+  const busy = new Map<Socket, number>();
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => {
+      open.delete(socket);
+      busy.delete(socket);
+    });
+    if (open.size <= max) return;
+    for (const s of open) {
+      if (s !== socket && (busy.get(s) ?? 0) === 0) {
+        s.destroy();
+        return;
+      }
+    }
+    socket.destroy();
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const n = (busy.get(socket) ?? 1) - 1;
+      if (n <= 0) busy.delete(socket);
+      else busy.set(socket, n);
+    });
+  });
+}
+
 export async function startManagementServer(opts: { address: AdminAddress; context: RouteContext; logger: Logger }): Promise<ManagementServer> {
-  const bucket = new TokenBucket(10, 20);
-  const { address, context, logger } = opts;
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    handleRequest(context, bucket, req).then(
+  const buckets = routeBuckets();
+  const { address, logger } = opts;
+  const context: RouteContext = { ...opts.context, drainInbound: coalesce(opts.context.drainInbound) };
+  // headersTimeout also closes a connection that sends nothing (408). connectionsCheckingInterval: how often the
+  // header and request timeouts are enforced (Node's default, 30 s, let such a connection stay 35 s).
+  const server: Server = createServer({ connectionsCheckingInterval: 1000, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_DEADLINE_MS * 2, keepAliveTimeout: IDLE_TIMEOUT_MS }, (req: IncomingMessage, res: ServerResponse) => {
+    handleRequest(context, buckets, req).then(
       (reply) => {
         context.metrics.managementRequests.inc({ path: reply.path, code: String(reply.status) });
         res.writeHead(reply.status, { 'content-type': reply.contentType ?? TEXT, 'x-content-type-options': 'nosniff', ...(reply.headers ?? {}) });
@@ -112,26 +178,29 @@ export async function startManagementServer(opts: { address: AdminAddress; conte
       },
     );
   });
-  server.requestTimeout = REQUEST_DEADLINE_MS * 2;
-  server.headersTimeout = REQUEST_DEADLINE_MS;
-  server.keepAliveTimeout = 5000;
+  capConnections(server, MAX_CONNECTIONS);
+  // A request Node's parser rejects (a bad request line or header, headers too large, too slow): an answer, no log.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || socket.bytesWritten > 0) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+  });
 
   let describe: string;
+  let socketIno: number | undefined;
   try {
     if (address.kind === 'uds') {
       await mkdir(dirname(address.path), { recursive: true, mode: 0o700 });
-      const existing = await stat(address.path).catch(() => null);
-      if (existing !== null) {
-        if (await isSocketLive(address.path)) {
-          throw new AgentError('AGENT_ERR_LISTEN', `APPNET_AGENT_ADMIN_UDS_PATH="${address.path}": another process is serving on this socket`);
-        }
-        await rm(address.path, { force: true });
-      }
+      await freeSocketPath('APPNET_AGENT_ADMIN_UDS_PATH', address.path, 'another agent');
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(address.path, () => resolve());
       });
       await chmod(address.path, 0o600);
+      socketIno = (await stat(address.path)).ino;
       describe = `unix:${address.path}`;
     } else {
       await new Promise<void>((resolve, reject) => {
@@ -153,7 +222,8 @@ export async function startManagementServer(opts: { address: AdminAddress; conte
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      if (address.kind === 'uds') await rm(address.path, { force: true });
+      // Only the agent's own socket: another agent may have taken the path since.
+      if (address.kind === 'uds' && (await stat(address.path).catch(() => null))?.ino === socketIno) await rm(address.path, { force: true });
     },
   };
 }

@@ -38,13 +38,21 @@ export interface Route {
   readonly methods: readonly ('GET' | 'POST')[];
   /** Query keys accepted; any other key is a 400. */
   readonly query: readonly string[];
-  /** Routes that call Envoy share one token bucket (10 a second, burst 20) so a caller cannot flood Envoy's admin. */
-  readonly rateLimited: boolean;
+  /**
+   * This route's own token bucket (requests a second, burst), so a caller cannot flood Envoy's admin; null: never
+   * refused. The drain and health routes are never refused: the ECS agent counts any answer to its drain request as
+   * done, so a 429 there lost the drain.
+   */
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number } | null;
+  /** The route calls Envoy's admin: its answer is bounded by the request deadline (503 when Envoy hangs). */
+  readonly callsEnvoy: boolean;
   readonly doc: string;
   readonly handle: (ctx: RouteContext, query: URLSearchParams, signal: AbortSignal) => Promise<Reply>;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
+/** The most connections the management interface keeps open; the oldest idle one is closed beyond it. */
+export const MAX_CONNECTIONS = 100;
 export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
 export function badRequest(message: string): Reply {
@@ -56,7 +64,8 @@ export const routes: readonly Route[] = [
     path: '/status',
     methods: ['GET'],
     query: [],
-    rateLimited: false,
+    rateLimit: null,
+    callsEnvoy: false,
     doc: "The health snapshot as JSON: the reference agent's keys (healthStatus, agentUptime, envoyPid, envoyState, envoyRestartCount, managementServerConnectionStatus, managementServerDisconnectedTimestamp, envoyReadinessState, initialConfigUpdateStatus) and `reasons`, the reasons for UNHEALTHY; in Cloud Map mode, `warnings` when something is wrong that leaves health as it is (a namespace gone, records skipped, virtual IPs exhausted). Always 200.",
     handle: async (ctx) => ({ status: 200, body: `${JSON.stringify(ctx.health.status(), null, 2)}\n`, contentType: 'application/json' }),
   },
@@ -64,7 +73,8 @@ export const routes: readonly Route[] = [
     path: '/ready',
     methods: ['GET'],
     query: [],
-    rateLimited: false,
+    rateLimit: null,
+    callsEnvoy: false,
     doc: '200 `HEALTHY` when healthy; 503 `UNHEALTHY` with one reason per line otherwise.',
     handle: async (ctx) => {
       const v = ctx.health.verdict;
@@ -77,8 +87,9 @@ export const routes: readonly Route[] = [
     path: '/drain_listeners',
     methods: ['GET', 'POST'],
     query: ['inboundonly'],
-    rateLimited: true,
-    doc: 'Requires `?inboundonly`. Starts a graceful drain of the inbound listeners and answers as soon as Envoy has begun it: `200 OK`, or 500 if Envoy cannot be reached. GET and POST both work: the ECS agent sends GET (the reference rejected it). Answers with `Connection: close`.',
+    rateLimit: null,
+    callsEnvoy: true,
+    doc: 'Requires `?inboundonly`. Starts a graceful drain of the inbound listeners and answers as soon as Envoy has begun it: `200 OK`, or 500 if Envoy cannot be reached. Never rate limited (the ECS agent counts any answer as done); requests that arrive while a drain request to Envoy is in flight share its answer. GET and POST both work: the ECS agent sends GET (the reference rejected it). Answers with `Connection: close`.',
     handle: async (ctx, query) => {
       if (!query.has('inboundonly')) return badRequest('drain_listeners needs the query parameter inboundonly: /drain_listeners?inboundonly');
       try {
@@ -93,7 +104,8 @@ export const routes: readonly Route[] = [
     path: '/enableLogging',
     methods: ['POST'],
     query: ['level', 'permanent'],
-    rateLimited: true,
+    rateLimit: { perSecond: 1, burst: 5 },
+    callsEnvoy: true,
     doc: `\`?level=<${LOG_LEVELS.join('|')}>[&permanent=true|false]\`. Sets every Envoy logger to the level. Unless permanent, it reverts after APPNET_AGENT_LOGGING_RESET_TIMEOUT; a permanent level becomes the one a restarted Envoy starts with.`,
     handle: async (ctx, query) => {
       const level = query.get('level');
@@ -115,7 +127,8 @@ export const routes: readonly Route[] = [
     path: '/stats/prometheus',
     methods: ['GET'],
     query: ['usedonly', 'filter', 'delta'],
-    rateLimited: true,
+    rateLimit: { perSecond: 10, burst: 20 },
+    callsEnvoy: true,
     doc: "Envoy's stats in Prometheus text format 0.0.4. `usedonly`: only stats that changed. `filter=metrics_extension`: only the Service Connect families (RequestCount, TargetResponseTime, ...) with the `envoy_appmesh_` prefix removed, sorted, every family typed. `delta` (needs usedonly and filter): the change over the last completed snapshot interval (APPNET_STATS_SNAPSHOT_INTERVAL_S); counters never go negative across Envoy restarts; before the first snapshot, the change since Envoy started. This is the ECS agent's request: `/stats/prometheus?usedonly&filter=metrics_extension&delta`.",
     handle: async (ctx, query, signal) => {
       const filter = query.get('filter');
@@ -143,7 +156,8 @@ export const routes: readonly Route[] = [
     path: '/metrics',
     methods: ['GET'],
     query: [],
-    rateLimited: false,
+    rateLimit: { perSecond: 10, burst: 20 },
+    callsEnvoy: false,
     doc: "The agent's own metrics in Prometheus format: Envoy restarts and exits, health transitions, Envoy admin call latency, stats snapshots, management requests, in Cloud Map mode skipped records, updates that could not be applied, services without a virtual IP and registration events (docs/cloud-map.md), and the process (memory, CPU, event loop).",
     handle: async (ctx) => ({ status: 200, body: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }),
   },
@@ -158,15 +172,22 @@ export function renderEndpointsDoc(): string {
     'Served when `APPNET_AGENT_ADMIN_MODE` is set: on the Unix socket `APPNET_AGENT_ADMIN_UDS_PATH` (mode 0600; a',
     'stale socket file is replaced, a live one is an error) or on `APPNET_AGENT_HTTP_BIND_ADDRESS`:`APPNET_AGENT_HTTP_PORT`.',
     '',
-    'Unknown paths get 404, a wrong method 405 with `Allow`, an unknown query key 400 naming it. Routes that call',
-    'Envoy share a rate limit of 10 requests a second (burst 20) and answer 429 beyond it. Every answer comes within',
-    'about 5 seconds even when Envoy hangs (the ECS agent\'s client has no timeout): a hung Envoy gives 503.',
+    'Unknown paths get 404, a wrong method 405 with `Allow`, an unknown query key 400 naming it, a request target',
+    'that is not a path (or cannot be parsed) 400. Each rate-limited route has a token bucket of its own and answers',
+    '429 beyond it; `/status`, `/ready` and `/drain_listeners` are never refused. Every answer comes within about 5',
+    'seconds even when Envoy hangs (the ECS agent\'s client has no timeout): a hung Envoy gives 503.',
     '',
-    '| Path | Methods | Query | Rate limited | What it does |',
+    'Connections: request headers must arrive within 5 s of connecting, a kept-alive connection is closed after 5 s',
+    `without a request, and at most ${MAX_CONNECTIONS} connections are open at once: beyond that the oldest idle connection`,
+    'is closed to make room, so a flood of idle connections never makes `/status` unreachable or uses up the',
+    "agent's file descriptors.",
+    '',
+    '| Path | Methods | Query | Rate limit | What it does |',
     '|---|---|---|---|---|',
   ];
   for (const r of routes) {
-    lines.push(`| \`${r.path}\` | ${r.methods.join(', ')} | ${r.query.map((q) => `\`${q}\``).join(', ')} | ${r.rateLimited ? 'yes' : 'no'} | ${r.doc.replace(/\|/g, '\\|')} |`);
+    const limit = r.rateLimit === null ? 'never refused' : `${r.rateLimit.perSecond}/s, burst ${r.rateLimit.burst}`;
+    lines.push(`| \`${r.path}\` | ${r.methods.join(', ')} | ${r.query.map((q) => `\`${q}\``).join(', ')} | ${limit} | ${r.doc.replace(/\|/g, '\\|')} |`);
   }
   lines.push('');
   return lines.join('\n');

@@ -1,4 +1,5 @@
 /** File effects: atomic replace for files the agent owns; directories with restrictive modes. */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AgentError } from '../errors.ts';
@@ -31,4 +32,21 @@ export async function ensureDirectory(path: string, mode = 0o700): Promise<void>
   } catch (err) {
     throw new AgentError('AGENT_ERR_WRITE', `cannot create directory ${path}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/**
+ * A random name of 12 characters (60 bits) for a directory of the agent's own. Read from /dev/urandom rather than
+ * node:crypto, which would load OpenSSL into the idle agent's memory.
+ */
+export function randomName(): string {
+  const bytes = Buffer.alloc(12);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, bytes, 0, bytes.length, null);
+  } finally {
+    closeSync(fd);
+  }
+  return [...bytes].map((b) => ALPHABET[b & 31]).join('');
 }

@@ -123,3 +123,31 @@ test('routes that call Envoy are rate limited (burst 20) with 429, while /status
   assert.ok(codes.slice(20).includes(429), `then 429: ${codes.join(',')}`);
   for (let i = 0; i < 30; i++) assert.equal((await httpRequest(target, '/status')).status, 200);
 });
+
+test('after a scrape burst has emptied the stats bucket, drain and health are still answered; concurrent drains make one call to Envoy', async (t) => {
+  const dir = tempDir(t);
+  let drainCalls = 0;
+  const adminPath = await fakeAdmin(t, dir, (req, res) => {
+    if (req.url?.startsWith('/drain_listeners')) {
+      drainCalls++;
+      // Envoy takes a moment: requests that arrive meanwhile share this call.
+      setTimeout(() => res.end('OK\n'), 200);
+      return;
+    }
+    res.end('');
+  });
+  const { target } = await agentServer(t, adminPath);
+  const burst = await Promise.all(Array.from({ length: 40 }, () => httpRequest(target, '/stats/prometheus?filter=metrics_extension').then((r) => r.status)));
+  assert.ok(burst.includes(429), burst.join(','));
+  const [drains, status, ready] = await Promise.all([
+    Promise.all(Array.from({ length: 10 }, () => httpRequest(target, '/drain_listeners?inboundonly').then((r) => r.status))),
+    httpRequest(target, '/status').then((r) => r.status),
+    httpRequest(target, '/ready').then((r) => r.status),
+  ]);
+  assert.deepEqual(drains, Array(10).fill(200));
+  assert.equal(status, 200);
+  assert.ok(ready === 200 || ready === 503, 'ready answers (its verdict is not what is tested here)');
+  assert.equal(drainCalls, 1, 'one call to Envoy for ten concurrent drain requests');
+  // /enableLogging has a bucket of its own: the stats burst did not empty it.
+  assert.equal((await httpRequest(target, '/enableLogging?level=info', { method: 'POST' })).status, 200);
+});

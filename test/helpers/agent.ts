@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import { repoRoot } from './envoy.ts';
 import { httpRequest, type Response } from './http.ts';
 import { waitFor } from './wait.ts';
+import { isSocketLive } from '../../agent/system/claims.ts';
 
 export const bundlePath = `${repoRoot}/dist/agent.js`;
 export const binaryPath = `${repoRoot}/dist/agent`;
@@ -73,22 +74,37 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; uid?: number }): AgentProcess {
+/** The runtime directories agents chose themselves, by name in /tmp. */
+function ownRuntimeDirs(): string[] {
+  return readdirSync('/tmp').filter((n) => /^appnet-agent-[a-z2-7]{12}$/.test(n));
+}
+
+/**
+ * Starts the agent. By default every path is set inside a temp dir; `defaults: true` sets only PATH and opts.env,
+ * so the agent picks every path itself, as it does where users run it.
+ */
+export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; defaults?: boolean; wrapper?: string[]; uid?: number }): AgentProcess {
   const [command, ...prefix] = agentCommand();
   const dir = opts.dir ?? tempDir(t);
-  const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? join(dir, 'agent.sock');
-  const env: Record<string, string> = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    APPNET_RUNTIME_DIR: join(dir, 'runtime'),
-    APPNET_AGENT_ADMIN_MODE: 'uds',
-    APPNET_AGENT_ADMIN_UDS_PATH: adminSocket,
-    ENVOY_ADMIN_UDS_PATH: join(dir, 'envoy-admin.sock'),
-    ENVOY_ADMIN_ACCESS_LOG_FILE: join(dir, 'envoy-admin-access.log'),
-    ENVOY_LOG_LEVEL: 'warning',
-    APPNET_AGENT_LOG_LEVEL: 'info',
-    ...opts.env,
-  };
-  const child = spawn(command, [...prefix, ...(opts.args ?? [])], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
+  const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? (opts.defaults === true ? '/var/run/ecs/appnet_admin.sock' : join(dir, 'agent.sock'));
+  const env: Record<string, string> =
+    opts.defaults === true
+      ? { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env }
+      : {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          APPNET_RUNTIME_DIR: join(dir, 'runtime'),
+          APPNET_AGENT_ADMIN_MODE: 'uds',
+          APPNET_AGENT_ADMIN_UDS_PATH: adminSocket,
+          ENVOY_ADMIN_UDS_PATH: join(dir, 'envoy-admin.sock'),
+          ENVOY_ADMIN_ACCESS_LOG_FILE: join(dir, 'envoy-admin-access.log'),
+          ENVOY_LOG_LEVEL: 'warning',
+          APPNET_AGENT_LOG_LEVEL: 'info',
+          ...opts.env,
+        };
+  const before = new Set(opts.defaults === true ? ownRuntimeDirs() : []);
+  // A wrapper (prlimit ...) must exec the agent, so that the child's pid is the agent's.
+  const argv = [...(opts.wrapper ?? []), command, ...prefix, ...(opts.args ?? [])];
+  const child = spawn(argv[0] ?? command, argv.slice(1), { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
   let out = '';
   let err = '';
   const logs: Array<Record<string, unknown>> = [];
@@ -117,11 +133,20 @@ export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?
       child.kill('SIGKILL');
       await exited;
     }
-    for (const pid of processesMentioning(dir)) {
+    // Envoys the agent started (with default paths their command line does not mention the test's dir).
+    const envoys = logs.filter((l) => l['msg'] === 'Envoy started').map((l) => Number(l['pid']));
+    for (const pid of [...processesMentioning(dir), ...envoys]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // already gone
+      }
+    }
+    // Runtime directories agents chose themselves (/tmp/appnet-agent-<random>) since this one started, and left
+    // when they were killed: their lock no longer answers. A live agent's is kept, and so is any that was there before.
+    if (opts.defaults === true) {
+      for (const name of ownRuntimeDirs().filter((n) => !before.has(n))) {
+        if (!(await isSocketLive(`/tmp/${name}/agent.lock`))) rmSync(`/tmp/${name}`, { recursive: true, force: true });
       }
     }
   });

@@ -61,6 +61,7 @@ const cases: Array<{ name: string; env: Record<string, string>; problems: RegExp
   { name: 'sampling rate above 1', env: { ...ecs, ENABLE_ENVOY_XRAY_TRACING: 'true', XRAY_SAMPLING_RATE: '1.5' }, problems: [/^XRAY_SAMPLING_RATE="1.5": must be a number from 0 to 1$/] },
   { name: 'stats flush interval not a duration', env: { ...ecs, ENVOY_STATS_FLUSH_INTERVAL: '5 seconds' }, problems: [/^ENVOY_STATS_FLUSH_INTERVAL="5 seconds": must be a duration such as 500ms, 15s, 1m30s or 1h/] },
   { name: 'relay without a region', env: { APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true' }, problems: [/^AWS_REGION="": must be set in relay mode/] },
+  { name: 'relay CA file missing', env: { APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true', AWS_REGION: 'us-west-2', APPNET_RELAY_CA_FILE: '/nonexistent/ca.pem' }, problems: [/^APPNET_RELAY_CA_FILE="\/nonexistent\/ca.pem": must name a readable CA bundle \(ENOENT\)$/] },
   { name: 'relative path', env: { ...ecs, ENVOY_ADMIN_UDS_PATH: 'envoy.sock' }, problems: [/^ENVOY_ADMIN_UDS_PATH="envoy.sock": must be an absolute path$/] },
   { name: 'Service Connect config not JSON', env: { APPNET_SERVICE_CONNECT_CONFIG: '{namespace: demo}' }, problems: [/^APPNET_SERVICE_CONNECT_CONFIG="\{namespace: demo\}": must be a JSON document \(/] },
   { name: 'Service Connect config given twice', env: { APPNET_SERVICE_CONNECT_CONFIG: '{}', APPNET_SERVICE_CONNECT_CONFIG_FILE: '/tmp/sc.json' }, problems: [/^APPNET_SERVICE_CONNECT_CONFIG_FILE="\/tmp\/sc.json": must not be set together with APPNET_SERVICE_CONNECT_CONFIG/] },

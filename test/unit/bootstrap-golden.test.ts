@@ -151,13 +151,15 @@ test('there are golden bootstraps for at least 15 environments', () => {
 
 for (const c of cases) {
   test(`renderBootstrap for ${c.name} matches its golden file and Envoy 1.40 accepts it`, async (t) => {
-    const { rendered, text } = renderCase(c.env, c.platform);
+    const { config, rendered, text } = renderCase(c.env, c.platform);
     assertGolden(`bootstrap/${c.name}.yaml`, text.replaceAll(repoRoot, '<repo>'));
 
     const envoy = requireEnvoy(t);
     if (envoy === null) return;
     const dir = mkdtempSync(join(tmpdir(), 'golden-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // The agent creates its runtime directory before it starts Envoy (the admin access log is opened there).
+    mkdirSync(config.runtimeDir, { recursive: true });
     for (const f of rendered.files) {
       mkdirSync(dirname(f.path), { recursive: true });
       writeFileSync(f.path, f.content);

@@ -20,7 +20,10 @@ test('readConfig applies the reference defaults and returns a deep-frozen, typed
   assert.equal(c.health.pollIntervalMs, 10_000);
   assert.equal(c.health.disconnectedTimeoutMs, 604_800_000);
   assert.equal(c.envoyLogLevel, 'info');
-  assert.deepEqual(c.envoyAdmin.address, { kind: 'uds', path: '/tmp/envoy_admin.sock' });
+  assert.match(c.runtimeDir, /^\/tmp\/appnet-agent-[a-z2-7]{12}$/, 'unset: a runtime directory of its own');
+  assert.equal(c.runtimeDirOwned, true);
+  assert.deepEqual(c.envoyAdmin.address, { kind: 'uds', path: `${c.runtimeDir}/envoy_admin.sock` });
+  assert.equal(c.envoyAdmin.accessLogPath, `${c.runtimeDir}/envoy_admin_access.log`);
   assert.equal(c.agentAdmin, null, 'no management interface unless APPNET_AGENT_ADMIN_MODE is set');
   assert.equal(Object.isFrozen(c), true);
   assert.equal(Object.isFrozen(c.envoyAdmin.address), true);
@@ -37,8 +40,8 @@ test('readConfig reads values as ECS sends them: UDS in capitals, 1 for true, su
   assert.deepEqual(c.dogStatsd, { address: '127.0.0.1', port: 8125 });
 });
 
-test('APPNET_AGENT_ADMIN_MODE present but empty starts the management interface on TCP [::]:9902, as in the reference', () => {
-  assert.deepEqual(readConfig({ ...ecs, APPNET_AGENT_ADMIN_MODE: '' }, io).agentAdmin, { kind: 'tcp', host: '::', port: 9902 });
+test('APPNET_AGENT_ADMIN_MODE present but empty starts the management interface on TCP 127.0.0.1:9902 (loopback, not every interface as in the reference)', () => {
+  assert.deepEqual(readConfig({ ...ecs, APPNET_AGENT_ADMIN_MODE: '' }, io).agentAdmin, { kind: 'tcp', host: '127.0.0.1', port: 9902 });
   assert.deepEqual(readConfig({ ...ecs, APPNET_AGENT_ADMIN_MODE: 'tcp', APPNET_AGENT_HTTP_BIND_ADDRESS: '[::1]' }, io).agentAdmin, { kind: 'tcp', host: '::1', port: 9902 });
 });
 
@@ -136,4 +139,34 @@ test('the README links to every generated reference page, and its commands are n
   const ci = readFileSync(`${repoRoot}/.ci/run`, 'utf8');
   assert.match(ci, /^npm test$/m, '.ci/run runs the README test command');
   assert.match(readme, /^npm test /m);
+});
+
+test('two agents reading the same environment get different runtime directories; a configured one is shared and not owned', () => {
+  const a = readConfig(ecs, io);
+  const b = readConfig(ecs, io);
+  assert.notEqual(a.runtimeDir, b.runtimeDir);
+  assert.notEqual(a.envoyAdmin.address, b.envoyAdmin.address);
+  const fixed = readConfig({ ...ecs, APPNET_RUNTIME_DIR: '/run/appnet', ENVOY_ADMIN_ACCESS_LOG_FILE: '/dev/null' }, { ...io, randomName: () => 'unused' });
+  assert.equal(fixed.runtimeDir, '/run/appnet');
+  assert.equal(fixed.runtimeDirOwned, false);
+  assert.deepEqual(fixed.envoyAdmin.address, { kind: 'uds', path: '/run/appnet/envoy_admin.sock' });
+  assert.equal(fixed.envoyAdmin.accessLogPath, '/dev/null');
+});
+
+test('relay mode: APPNET_RELAY_CA_FILE unset takes the first system CA bundle that is one; none found is a problem naming the variable', () => {
+  const relay = { APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true', AWS_REGION: 'us-west-2' };
+  const pem = '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n';
+  const only = (files: Record<string, string>) => ({
+    readFile: (p: string) => {
+      if (p in files) return files[p] ?? '';
+      throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+    },
+  });
+  assert.equal(readConfig(relay, only({ '/etc/ssl/certs/ca-certificates.crt': pem })).relay?.caFile, '/etc/ssl/certs/ca-certificates.crt');
+  assert.equal(readConfig(relay, only({ '/etc/pki/tls/cert.pem': pem, '/etc/ssl/certs/ca-certificates.crt': pem })).relay?.caFile, '/etc/pki/tls/cert.pem');
+  assert.equal(readConfig(relay, only({ '/etc/pki/tls/cert.pem': 'not a bundle', '/etc/ssl/cert.pem': pem })).relay?.caFile, '/etc/ssl/cert.pem');
+  assert.throws(
+    () => readConfig(relay, only({})),
+    (err: AgentError) => err.problems.length === 1 && /^APPNET_RELAY_CA_FILE="": must be set in relay mode on this system: none of \/etc\/pki\/tls\/cert.pem, /.test(err.problems[0] ?? ''),
+  );
 });
