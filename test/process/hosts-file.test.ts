@@ -135,7 +135,7 @@ test('on a full disk the agent stops with one line naming APPNET_HOSTS_FILE, and
     ),
   );
   assert.equal(r.code, 7, r.stderr);
-  assert.equal(r.stderr, `agent: AGENT_ERR_WRITE: APPNET_HOSTS_FILE="${path}": cannot be written; it is left as it was (ENOSPC: no space left on device, write)\n`);
+  assert.equal(r.stderr, `agent: AGENT_ERR_WRITE: cannot apply the Cloud Map update: APPNET_HOSTS_FILE="${path}": cannot be written; it is left as it was (ENOSPC: no space left on device, write)\n`);
   assert.equal(readFileSync(path, 'utf8'), original, 'the hosts file is as it was');
 });
 
