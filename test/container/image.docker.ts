@@ -76,6 +76,8 @@ describe('the image', { concurrency: false }, () => {
     assert.match(version, new RegExp(pkg.version.replaceAll('.', '\\.')));
     const envoy = await docker(['run', '--rm', '--entrypoint', '/usr/bin/envoy', AGENT_IMAGE, '--version']);
     assert.match(envoy, /version: [0-9a-f]+\/1\.40\.\d+\//);
+    const bytes = Number(await inspect(AGENT_IMAGE, '{{.Size}}'));
+    process.stdout.write(`# ${AGENT_IMAGE}: ${(bytes / 1048576).toFixed(0)} MiB\n`);
   });
 
   test('runs as uid 20000, the user the ECS agent sets, with tini as PID 1', async () => {

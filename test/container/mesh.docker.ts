@@ -58,7 +58,7 @@ describe('the compose mesh', { concurrency: false }, () => {
     await run(COMPOSE, [...composeArgs, 'down', '--timeout', '5', '--remove-orphans'], { timeoutMs: 60_000 });
     await withLogs(async () => {
       const t0 = performance.now();
-      await compose(['up', '-d', '--no-build', '--quiet-pull'], 300_000);
+      await compose(['up', '-d', '--no-build', '--wait', '--wait-timeout', '120'], 300_000);
       upMs = performance.now() - t0;
       await waitFor('the first answer from http://web/ in the frontend task', async () => (await fetchFromFrontend('http://web/')).status === 200, { timeoutMs: 30_000, everyMs: 100 });
       firstAnswerMs = performance.now() - t0;
@@ -81,10 +81,20 @@ describe('the compose mesh', { concurrency: false }, () => {
     });
   });
 
-  test('both web tasks answer http://web/ through 127.255.0.1, and every answer comes from Envoy', async () => {
+  test('names resolve to virtual IPs in 127.255.0.0/16, given in name order: backend-container.local 127.255.0.1, web 127.255.0.2', async () => {
     await withLogs(async () => {
-      const hosts = await docker(['exec', await containerOf('frontend-app'), 'getent', 'hosts', 'web']);
-      assert.match(hosts, /^127\.255\.0\.1\s+web\b/m, 'web resolves to the first virtual IP (web registers first)');
+      // The agent gives virtual IPs from APPNET_VIP_CIDR (default 127.255.0.0/16), first address first, in the
+      // order of the discovery names it first sees; on ECS the control plane chooses them.
+      // ahostsv4: an IPv4 lookup, answered by /etc/hosts (a plain `hosts` lookup asks DNS for IPv6 first).
+      const app = await containerOf('frontend-app');
+      const lookup = async (name: string) => (await docker(['exec', app, 'getent', 'ahostsv4', name])).split(/\s/)[0];
+      assert.equal(await lookup('backend-container.local'), '127.255.0.1');
+      assert.equal(await lookup('web'), '127.255.0.2');
+    });
+  });
+
+  test('both web tasks answer http://web/ in turn, and every answer comes from Envoy', async () => {
+    await withLogs(async () => {
       const bodies = new Set<string>();
       for (let i = 0; i < 20 && bodies.size < 2; i++) {
         const a = await fetchFromFrontend('http://web/');
