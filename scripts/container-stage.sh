@@ -32,7 +32,7 @@ compose_pid=
 
 cleanup() {
   local rc=$?
-  if [ -n "$compose_pid" ]; then kill "$compose_pid" 2>/dev/null || true; wait "$compose_pid" 2>/dev/null || true; fi
+  if [ -n "$compose_pid" ]; then kill -- "-$compose_pid" 2>/dev/null || true; wait "$compose_pid" 2>/dev/null || true; fi
   if [ "$rc" != 0 ] && [ -f "$work/dockerd.log" ]; then
     say "failed (exit $rc); the last lines of the engine's log:"
     tail -n 40 "$work/dockerd.log" >&2 || true
@@ -42,8 +42,7 @@ cleanup() {
     "$DOCKER" ps -aq --filter label=com.docker.compose.project=sc-container-test | xargs -r "$DOCKER" rm -f >/dev/null 2>&1 || true
     kill -TERM "$started_dockerd_pid" 2>/dev/null || true
     for _ in $(seq 1 150); do kill -0 "$started_dockerd_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$started_dockerd_pid" 2>/dev/null || true
-    say "stopped dockerd (pid $started_dockerd_pid)"
+    if kill -KILL "$started_dockerd_pid" 2>/dev/null; then say "dockerd (pid $started_dockerd_pid) did not stop within 30 s: killed"; fi
   fi
   rm -rf "$work"
   exit "$rc"
@@ -85,14 +84,13 @@ compose=$cache/docker-compose-$COMPOSE_VERSION
 if [ ! -x "$compose" ]; then
   command -v go >/dev/null 2>&1 || { say "Go is needed once to build Docker Compose $COMPOSE_VERSION (or put the binary at $compose)"; exit 1; }
   say "building Docker Compose $COMPOSE_VERSION from the Go module proxy (once; kept in $cache)"
-  (
-    set -e
+  # In a session of its own, so that the whole build (go and its compilers) is stopped by group if the stage ends.
+  setsid -w bash -c 'set -e
     export CGO_ENABLED=0
-    go mod download "github.com/docker/compose/v2@$COMPOSE_VERSION"
-    cd "$(go env GOMODCACHE)/github.com/docker/compose/v2@$COMPOSE_VERSION"
-    go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" -o "$compose.tmp" ./cmd
-    mv "$compose.tmp" "$compose"
-  ) >"$work/compose-build.log" 2>&1 &
+    go mod download "github.com/docker/compose/v2@$1"
+    cd "$(go env GOMODCACHE)/github.com/docker/compose/v2@$1"
+    go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$1" -o "$2.tmp" ./cmd
+    mv "$2.tmp" "$2"' compose-build "$COMPOSE_VERSION" "$compose" >"$work/compose-build.log" 2>&1 &
   compose_pid=$!
 fi
 
