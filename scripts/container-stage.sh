@@ -38,8 +38,9 @@ cleanup() {
     tail -n 40 "$work/dockerd.log" >&2 || true
   fi
   if [ -n "$started_dockerd_pid" ]; then
-    # Whatever the tests left running goes first (only the mesh's own containers), then the engine, by its pid.
-    "$DOCKER" ps -aq --filter label=com.docker.compose.project=sc-container-test | xargs -r "$DOCKER" rm -f >/dev/null 2>&1 || true
+    # Whatever the tests left running goes first (only their own containers), then the engine, by its pid.
+    { "$DOCKER" ps -aq --filter label=com.docker.compose.project=sc-container-test
+      "$DOCKER" ps -aq --filter name=sc-image-test-; } 2>/dev/null | xargs -r "$DOCKER" rm -f >/dev/null 2>&1 || true
     kill -TERM "$started_dockerd_pid" 2>/dev/null || true
     for _ in $(seq 1 150); do kill -0 "$started_dockerd_pid" 2>/dev/null || break; sleep 0.2; done
     if kill -KILL "$started_dockerd_pid" 2>/dev/null; then say "dockerd (pid $started_dockerd_pid) did not stop within 30 s: killed"; fi
