@@ -1,5 +1,5 @@
-"""Cloud Map for the local mesh: moto's server on 0.0.0.0:5000 with the HTTP namespace CLOUD_MAP_NAMESPACE
-(default `local`) made at start. /tmp/cloudmap-ready exists once the namespace does (the image's health check).
+"""Cloud Map for the local mesh: moto's server on 0.0.0.0:5000 with the HTTP namespaces CLOUD_MAP_NAMESPACES
+(comma-separated; default `local,demo.local`) made at start. /tmp/cloudmap-ready exists once the namespace does (the image's health check).
 Stops at once on SIGTERM or SIGINT."""
 import os
 import signal
@@ -8,7 +8,7 @@ import threading
 import boto3
 from moto.server import ThreadedMotoServer
 
-namespace = os.environ.get("CLOUD_MAP_NAMESPACE", "local")
+namespaces = [n.strip() for n in os.environ.get("CLOUD_MAP_NAMESPACES", "local,demo.local").split(",") if n.strip()]
 server = ThreadedMotoServer(ip_address="0.0.0.0", port=5000)
 server.start()
 client = boto3.client(
@@ -18,8 +18,9 @@ client = boto3.client(
     aws_access_key_id="local",
     aws_secret_access_key="local",
 )
-client.create_http_namespace(Name=namespace)
-print(f"cloudmap: moto on :5000 with the HTTP namespace {namespace}", flush=True)
+for namespace in namespaces:
+    client.create_http_namespace(Name=namespace)
+print(f"cloudmap: moto on :5000 with the HTTP namespaces {', '.join(namespaces)}", flush=True)
 open("/tmp/cloudmap-ready", "w").close()
 
 stop = threading.Event()

@@ -1,8 +1,9 @@
 /**
  * The compose mesh (container/compose.yaml) as a person runs it on a laptop: moto as Cloud Map, two `web` tasks,
  * a backend and a frontend, each task a namespace owner, a sidecar in Cloud Map mode and an app. The requests are
- * made from inside the frontend task (its app image carries /app/fetch.mjs, a curl stand-in), so they go through
- * its sidecar as an app's would.
+ * made from inside a task (the app image carries /app/fetch.mjs, a curl stand-in), so they go through that task's
+ * sidecar as an app's would: http://web/ from the web-2 task (namespace demo.local), the backend from the frontend
+ * task (namespace local).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,12 +30,14 @@ async function containerOf(service: string): Promise<string> {
   return id;
 }
 
-/** GET url from inside the frontend task, through its sidecar. */
-async function fetchFromFrontend(url: string): Promise<Answer> {
-  const r = await run(DOCKER, ['exec', await containerOf('frontend-app'), 'node', '/app/fetch.mjs', url], { timeoutMs: 15_000 });
-  if (r.code !== 0) throw new Error(`GET ${url} from the frontend task: ${r.stderr.trim()}`);
+/** GET url from inside a task (its app container), through that task's sidecar. */
+async function fetchFrom(task: string, url: string): Promise<Answer> {
+  const r = await run(DOCKER, ['exec', await containerOf(`${task}-app`), 'node', '/app/fetch.mjs', url], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`GET ${url} from the ${task} task: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as Answer;
 }
+const fetchFromFrontend = (url: string) => fetchFrom('frontend', url);
+const fetchWeb = () => fetchFrom('web-2', 'http://web/');
 
 async function dumpLogs(): Promise<void> {
   const r = await run(COMPOSE, [...composeArgs, 'logs', '--no-color', '--tail', '40'], { timeoutMs: 30_000 }).catch((err: Error) => ({ stdout: '', stderr: err.message }));
@@ -60,7 +63,7 @@ describe('the compose mesh', { concurrency: false }, () => {
       const t0 = performance.now();
       await compose(['up', '-d', '--no-build', '--wait', '--wait-timeout', '120'], 300_000);
       upMs = performance.now() - t0;
-      await waitFor('the first answer from http://web/ in the frontend task', async () => (await fetchFromFrontend('http://web/')).status === 200, { timeoutMs: 30_000, everyMs: 100 });
+      await waitFor('the first answer from http://web/ in the web-2 task', async () => (await fetchWeb()).status === 200, { timeoutMs: 30_000, everyMs: 100 });
       firstAnswerMs = performance.now() - t0;
     });
     process.stdout.write(`# compose up returned in ${(upMs / 1000).toFixed(1)} s; first answer ${(firstAnswerMs / 1000).toFixed(1)} s after up started\n`);
@@ -81,15 +84,14 @@ describe('the compose mesh', { concurrency: false }, () => {
     });
   });
 
-  test('names resolve to virtual IPs in 127.255.0.0/16, given in name order: backend-container.local 127.255.0.1, web 127.255.0.2', async () => {
+  test('names resolve to virtual IPs in 127.255.0.0/16: web 127.255.0.1 in a web task, backend-container.local 127.255.0.1 in the frontend task', async () => {
     await withLogs(async () => {
       // The agent gives virtual IPs from APPNET_VIP_CIDR (default 127.255.0.0/16), first address first, in the
-      // order of the discovery names it first sees; on ECS the control plane chooses them.
+      // order of the discovery names it first sees; each namespace here has one service, so each gets the first.
       // ahostsv4: an IPv4 lookup, answered by /etc/hosts (a plain `hosts` lookup asks DNS for IPv6 first).
-      const app = await containerOf('frontend-app');
-      const lookup = async (name: string) => (await docker(['exec', app, 'getent', 'ahostsv4', name])).split(/\s/)[0];
-      assert.equal(await lookup('backend-container.local'), '127.255.0.1');
-      assert.equal(await lookup('web'), '127.255.0.2');
+      const lookup = async (task: string, name: string) => (await docker(['exec', await containerOf(`${task}-app`), 'getent', 'ahostsv4', name])).split(/\s/)[0];
+      assert.equal(await lookup('web-2', 'web'), '127.255.0.1');
+      assert.equal(await lookup('frontend', 'backend-container.local'), '127.255.0.1');
     });
   });
 
@@ -97,7 +99,7 @@ describe('the compose mesh', { concurrency: false }, () => {
     await withLogs(async () => {
       const bodies = new Set<string>();
       for (let i = 0; i < 20 && bodies.size < 2; i++) {
-        const a = await fetchFromFrontend('http://web/');
+        const a = await fetchWeb();
         assert.equal(a.status, 200, a.body);
         assert.equal(a.headers['server'], 'envoy');
         bodies.add(a.body.trim());
@@ -127,9 +129,9 @@ describe('the compose mesh', { concurrency: false }, () => {
       await docker(['restart', '-t', '30', sidecar], { timeoutMs: 60_000 });
       assert.notEqual(await inspect(sidecar, '{{.State.StartedAt}}'), sidecarStartedAt, 'the sidecar was restarted');
       await waitFor('web-1-sidecar to be healthy again', async () => (await health(sidecar)) === 'healthy', { timeoutMs: 60_000, everyMs: 250 });
-      // web-1 answers again through its new sidecar (registered again, and found by the frontend's sidecar).
+      // web-1 answers again through its new sidecar (registered again, and found by web-2's sidecar).
       await waitFor('"container 1" in the web round robin', async () => {
-        for (let i = 0; i < 6; i++) if ((await fetchFromFrontend('http://web/')).body.trim() === 'container 1') return true;
+        for (let i = 0; i < 6; i++) if ((await fetchWeb()).body.trim() === 'container 1') return true;
         return false;
       }, { timeoutMs: 30_000, everyMs: 250 });
       assert.equal(await inspect(app, '{{.State.StartedAt}}'), appStartedAt, 'the app was not restarted');
