@@ -9,6 +9,9 @@
  * `RequestLimitExceeded` answer Cloud Map gives. Other operations are counted, not limited (Cloud Map documents no
  * quota for them).
  *
+ * The namespace holds N services × --instances-per-service (10) instances: with 100 services, the 1,000 instances of a
+ * fleet of 1,000 tasks, which is the fleet each agent estimates and budgets for (docs/cloud-map.md, "Scale").
+ *
  * Every agent calls the same three services ("in use": a request to each every 500 ms through its own Envoy); the
  * rest are "not in use". Propagation is timed from RegisterInstance returning to the new endpoint's address showing
  * in each agent's Envoy (/clusters on its admin socket), for single changes and for a burst of 20 at once.
@@ -28,12 +31,14 @@ import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort } from '../test/helpers/apps.ts';
 
 const { values: args } = parseArgs({
-  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' } },
+  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'instances-per-service': { type: 'string', default: '10' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' } },
 });
 const K = Number(args.agents);
 const N = Number(args.services);
 const steadyS = Number(args['steady-s']);
 const IN_USE = 3;
+/** Instances per service: 100 services × 10 is the namespace of a fleet of 1,000 tasks, the fleet the agents estimate (and the quotas are scaled to). */
+const PER_SERVICE = Number(args['instances-per-service']);
 
 const envoy = findEnvoy();
 if (envoy === null) throw new Error('Envoy not found: run npm run setup');
@@ -118,8 +123,7 @@ async function app(ip: string, port: number): Promise<void> {
   servers.push(s);
 }
 const appPort = await freePort();
-await app('127.0.5.1', appPort);
-await app('127.0.5.2', appPort);
+for (let i = 1; i <= PER_SERVICE; i++) await app(`127.0.5.${i}`, appPort);
 await moto.createNamespace('fleet.local');
 const ns = (await moto.client.send(new ListNamespacesCommand({}))).Namespaces?.find((n) => n.Name === 'fleet.local');
 if (!ns?.Id) throw new Error('no namespace');
@@ -129,9 +133,9 @@ for (let s = 0; s < N; s++) {
   const id = (await moto.client.send(new CreateServiceCommand({ Name: `svc${s}`, NamespaceId: ns.Id }))).Service?.Id;
   if (!id) throw new Error('no service');
   serviceIds.push(id);
-  for (const i of [1, 2]) await moto.client.send(new RegisterInstanceCommand({ ServiceId: id, InstanceId: `base-${i}`, Attributes: attrs(`svc${s}`, `127.0.5.${i}`) }));
+  for (let i = 1; i <= PER_SERVICE; i++) await moto.client.send(new RegisterInstanceCommand({ ServiceId: id, InstanceId: `base-${i}`, Attributes: attrs(`svc${s}`, `127.0.5.${i}`) }));
 }
-log(`namespace fleet.local: ${N} services × 2 instances`);
+log(`namespace fleet.local: ${N} services × ${PER_SERVICE} instances`);
 
 // ── K agents, each a pure client of the namespace ───────────────────────────────────────────────────────────
 interface FleetAgent {
