@@ -7,7 +7,9 @@
  *   its budget has a token, else a DiscoverInstancesRevision, and the instances only when the revision changed.
  * - The other services are checked round robin with what the budget leaves, at most `revisionChecksPerPoll` a
  *   poll.
- * - The service list (ListServices) is read every `listEveryMs`, to find services that appeared or went.
+ * - The service list (ListServices) is read every `listEveryMs`, to find services that appeared or went; where
+ *   Cloud Map gives each service's InstanceCount (AWS does, moto does not), a service whose count moved since the
+ *   last list is fetched at once: the namespace-wide change signal for instances registered or deregistered.
  * - The budget: this agent's share of the account's quotas, `quotaShare` × quota ÷ the fleet, where the fleet is
  *   estimated as the number of instances in the namespace (one a task and service). Token buckets at those rates;
  *   with a small fleet, the natural rate (`revisionChecksPerPoll` a poll) is the ceiling.
@@ -98,6 +100,8 @@ interface Tracked {
   fetched: boolean;
   /** When it is next due for a check while in use (epoch ms). */
   dueMs: number;
+  /** Cloud Map's InstanceCount at the last list (AWS gives it; moto does not), or null. */
+  listedCount: number | null;
 }
 
 class NamespaceGone extends Error {
@@ -262,13 +266,20 @@ export class Discovery {
       names.add(s.name);
       const t = this.#tracked.get(s.name);
       if (t === undefined) {
-        this.#tracked.set(s.name, { id: s.id, revision: null, service: readService(s.name, []).service, instances: new Map(), missingSinceMs: null, fetched: false, dueMs: 0 });
+        this.#tracked.set(s.name, { id: s.id, revision: null, service: readService(s.name, []).service, instances: new Map(), missingSinceMs: null, fetched: false, dueMs: 0, listedCount: s.instanceCount ?? null });
         if (fetchNew) await this.#fetch(s.name, signal);
         changed = true;
       } else if (t.id !== s.id) {
         // Deleted and created again (or the namespace was): fetch from the new one.
         t.id = s.id;
+        t.listedCount = s.instanceCount ?? null;
         changed = (await this.#fetch(s.name, signal)) || changed;
+      } else if (s.instanceCount !== undefined) {
+        // The namespace-wide change signal: a service whose InstanceCount moved since the last list had instances
+        // registered or deregistered; fetch it at once instead of waiting for its turn. (Same-count replacements and
+        // attribute changes are left to the revision checks.)
+        if (t.listedCount !== null && t.listedCount !== s.instanceCount && t.fetched) this.#refetchSoon.add(s.name);
+        t.listedCount = s.instanceCount;
       }
     }
     this.#problems.set('service list', problems);
@@ -371,6 +382,7 @@ export class Discovery {
       }
       for (const name of [...this.#refetchSoon]) {
         this.#refetchSoon.delete(name);
+        this.#instanceTokens.tokens -= 1; // paid for later: a known change is fetched whatever the budget
         await attempt(() => this.#fetch(name, signal));
       }
       // Services never fetched (new, or left by a throttled start-up), a few a wake.

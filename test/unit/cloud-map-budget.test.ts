@@ -14,7 +14,7 @@ const logger: Logger = { debug: () => undefined, info: () => undefined, warn: (m
 
 function fakeCloudMap(services: number, instancesEach: number) {
   const calls = new Map<string, number>();
-  const state = { throttle: false, throttleDiscoverAfter: Infinity };
+  const state = { throttle: false, throttleDiscoverAfter: Infinity, counts: null as number[] | null, instancesOf: new Map<string, number>() };
   const throttled = () => Object.assign(new Error('reached the quota for the number of requests'), { name: 'RequestLimitExceeded', $metadata: { httpStatusCode: 400 } });
   const count = (op: string) => calls.set(op, (calls.get(op) ?? 0) + 1);
   const cm: CloudMap = {
@@ -24,7 +24,7 @@ function fakeCloudMap(services: number, instancesEach: number) {
     listServices: async () => {
       count('ListServices');
       if (state.throttle) throw throttled();
-      return Array.from({ length: services }, (_, i) => ({ id: `srv-${i}`, name: `svc${i}` }));
+      return Array.from({ length: services }, (_, i) => ({ id: `srv-${i}`, name: `svc${i}`, ...(state.counts ? { instanceCount: state.counts[i] as number } : {}) }));
     },
     createService: async () => 'x',
     deleteService: async () => undefined,
@@ -40,7 +40,7 @@ function fakeCloudMap(services: number, instancesEach: number) {
       if (state.throttle || (calls.get('DiscoverInstances') ?? 0) > state.throttleDiscoverAfter) throw throttled();
       return {
         revision: 1,
-        instances: Array.from({ length: instancesEach }, (_, i) => ({ InstanceId: `i-${i}`, Attributes: { AWS_INSTANCE_IPV4: `10.0.0.${i + 1}`, AWS_INSTANCE_PORT: '8080', SC_CLIENT_ALIAS_DNS_NAME: name, SC_CLIENT_ALIAS_PORT: '80' } })),
+        instances: Array.from({ length: state.instancesOf.get(name) ?? instancesEach }, (_, i) => ({ InstanceId: `i-${i}`, Attributes: { AWS_INSTANCE_IPV4: `10.0.0.${i + 1}`, AWS_INSTANCE_PORT: '8080', SC_CLIENT_ALIAS_DNS_NAME: name, SC_CLIENT_ALIAS_PORT: '80' } })),
       };
     },
     close: () => undefined,
@@ -92,4 +92,20 @@ test('throttled polls keep every endpoint, and the budget shrinks as the namespa
   }
   const revisions = (cm.calls.get('DiscoverInstancesRevision') ?? 0) - before;
   assert.ok(revisions <= b.revisionPerS * 60 + 3, `${revisions} DiscoverInstancesRevision calls in 60 s at ${b.revisionPerS}/s`);
+});
+
+test("a service whose InstanceCount moved in the service list is fetched at the next list, not at its turn in the round robin (AWS's ListServices gives InstanceCount; moto does not)", async () => {
+  const { cm, state } = fakeCloudMap(100, 10);
+  state.counts = Array.from({ length: 100 }, () => 10);
+  let now = 1_000_000;
+  const d = new Discovery({ cloudMap: cm, namespace: { id: 'ns-1', name: 'demo.local', arn: 'arn' }, pollIntervalMs: 1000, logger, onChange: async () => undefined, now: () => now, random: () => 0.5 });
+  await d.initial();
+  // svc73 gets an 11th instance; its revision is not checked in the next polls (the round robin is at svc0..).
+  state.counts[73] = 11;
+  state.instancesOf.set('svc73', 11);
+  for (let i = 0; i < 10 && d.snapshot().services.get('svc73')?.endpoints.length !== 11; i++) {
+    now += 1000;
+    await d.pollOnce();
+  }
+  assert.equal(d.snapshot().services.get('svc73')?.endpoints.length, 11, 'seen within one list interval (10 polls)');
 });
