@@ -145,7 +145,8 @@ export class Discovery {
     const next = new Set(names);
     for (const name of next) {
       const t = this.#tracked.get(name);
-      if (t !== undefined && !this.#inUse.has(name)) t.dueMs = 0;
+      // Due at once, plus a random part of a poll, so services that come into use together are not checked in step.
+      if (t !== undefined && !this.#inUse.has(name)) t.dueMs = this.#now() + this.#random() * this.#opts.pollIntervalMs;
     }
     this.#inUse = next;
   }
