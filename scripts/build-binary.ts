@@ -3,12 +3,22 @@
  * the project pins, with dist/agent.js (the bundle, templates inlined) injected. Runs where there is no Node.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
 writeFileSync(
   'dist/sea-config.json',
-  JSON.stringify({ main: 'dist/agent.js', output: 'dist/agent.blob', disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true }),
+  JSON.stringify({
+    main: 'dist/agent.js',
+    output: 'dist/agent.blob',
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: true,
+    // Memory (docs/benchmarks.md, bench/memory.ts): the large dependencies as assets, loaded only by the agents that
+    // use them (agent/system/dependencies.ts), and a young generation of at most 1 MiB a semi-space.
+    assets: Object.fromEntries(readdirSync('dist/deps').map((f) => [f, `dist/deps/${f}`])),
+    execArgv: ['--max-semi-space-size=1'],
+  }),
 );
 execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: ['ignore', 'ignore', 'inherit'] });
 rmSync('dist/agent', { force: true });
