@@ -14,10 +14,9 @@ writeFileSync(
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: true,
-    // Memory (docs/benchmarks.md, bench/memory.ts): the large dependencies as assets, loaded only by the agents that
-    // use them (agent/system/dependencies.ts), and a young generation of at most 1 MiB a semi-space.
+    // Memory (docs/benchmarks.md): the large dependencies as assets, loaded only by the agents that use them
+    // (agent/system/dependencies.ts).
     assets: Object.fromEntries(readdirSync('dist/deps').map((f) => [f, `dist/deps/${f}`])),
-    execArgv: ['--max-semi-space-size=1'],
   }),
 );
 execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: ['ignore', 'ignore', 'inherit'] });
