@@ -9,7 +9,10 @@
  * one the management server already loads.
  */
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { AdminAddress } from '../config/index.ts';
 
 export interface AdminResponse {
@@ -30,6 +33,30 @@ export class EnvoyAdminError extends Error {
     this.path = path;
   }
 }
+
+/**
+ * A scavenge (a young-generation GC, well under a millisecond on the agent's heap), by way of V8's own gc() exposed
+ * in a separate context. Each chunk of a streamed answer is a 64 KiB buffer outside the JavaScript heap, freed only
+ * when the small object that holds it is collected; V8 counts such memory but collects for it only past 64 MiB. So a
+ * 14 MiB stats answer streamed through left tens of megabytes of freed-late buffers in the C heap, which never gave
+ * them back (measured with bench/memory.ts: 34 MiB more private memory after 5 answers of a 1,000-cluster Envoy).
+ */
+let scavenge: (() => void) | null | undefined;
+function collectYoungGeneration(): void {
+  if (scavenge === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as (opts: { type: 'minor' }) => void;
+      scavenge = () => gc({ type: 'minor' });
+    } catch {
+      scavenge = null;
+    }
+  }
+  scavenge?.();
+}
+
+/** Bytes streamed between scavenges: the C heap then holds about this much of Envoy's answer at any time. */
+const SCAVENGE_EVERY_BYTES = 1 << 20;
 
 export interface EnvoyStat {
   readonly name: string;
@@ -89,14 +116,27 @@ export class EnvoyAdminClient {
 
   /**
    * A GET whose body is passed on as it arrives (Envoy's full stats can be tens of megabytes). The deadline covers
-   * the whole transfer: a stalled body is destroyed.
+   * the whole transfer: a stalled body is destroyed. Every megabyte passed on, a scavenge frees the buffers already
+   * sent, so that the agent's memory stays flat however often the stats are read.
    */
-  async stream(path: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ status: number; contentType: string | null; body: IncomingMessage }> {
+  async stream(path: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ status: number; contentType: string | null; body: Readable }> {
     const signal = this.#deadline(opts.timeoutMs, opts.signal);
     try {
       const res = await this.#open('GET', path, signal);
       const ct = res.headers['content-type'];
-      return { status: res.statusCode ?? 0, contentType: typeof ct === 'string' ? ct : null, body: res };
+      let since = 0;
+      const relay = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          since += chunk.length;
+          if (since >= SCAVENGE_EVERY_BYTES) {
+            since = 0;
+            collectYoungGeneration();
+          }
+          done(null, chunk);
+        },
+      });
+      pipeline(res, relay, () => undefined);
+      return { status: res.statusCode ?? 0, contentType: typeof ct === 'string' ? ct : null, body: relay };
     } catch (err) {
       throw this.#failure('GET', path, opts.timeoutMs, signal, opts.signal, err);
     }
