@@ -5,3 +5,5 @@ export type { TaskMetadata, CollectOptions } from './collect-platform.ts';
 export { dependencyPackages, dependency } from './dependencies.ts';
 export { writeFileAtomic, ensureDirectory, randomName } from './files.ts';
 export { yaml } from './yaml.ts';
+export { deadlineSignal, deadlinePassed, httpUrlTarget, openRequest, requestText } from './http.ts';
+export type { HttpTarget, HttpRequest, HttpTextResponse } from './http.ts';
