@@ -15,9 +15,12 @@ export interface EnvoyProcessInfo {
   readonly restartCount: number;
 }
 
+/** The two admin calls the monitor makes (EnvoyAdminClient has them). */
+export type HealthAdmin = Pick<EnvoyAdminClient, 'serverState' | 'stats'>;
+
 export interface HealthMonitorOptions {
   readonly mode: Mode;
-  readonly admin: EnvoyAdminClient;
+  readonly admin: HealthAdmin;
   readonly envoy: () => EnvoyProcessInfo;
   readonly pollIntervalMs: number;
   readonly startupPollIntervalMs?: number;
