@@ -7,8 +7,7 @@
  * reference-agent-behaviour.md) except where noted.
  */
 import { AgentError } from '../errors.ts';
-import type { Config } from '../config/read-config.ts';
-import { parseMeshResource } from '../config/read-config.ts';
+import { type Config, parseMeshResource } from '../config/index.ts';
 import { mergeCustomFiles } from './merge.ts';
 import { renderRelay } from '../../relay/index.ts';
 import { adminAddressObject, durationString } from '../envoy/index.ts';

@@ -16,7 +16,7 @@
  */
 import type { AppProtocol, ScConfig } from '../discovery/service-connect-config.ts';
 import { callTarget, type DiscoverySnapshot } from '../discovery/snapshot.ts';
-import { NAMING } from '../stats/service-connect-metrics.ts';
+import { NAMING } from '../stats/index.ts';
 
 export interface ResourceFiles {
   readonly lds: Record<string, unknown>;

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Mode } from '../config/index.ts';
-import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
+import type { EnvoyAdminClient } from '../envoy/index.ts';
 import type { Logger } from '../logger.ts';
 import { computeHealth, type HealthVerdict } from './compute-health.ts';
 

@@ -14,7 +14,7 @@
  *   below renames them to the ECS names with `Direction`, `DiscoveryName` / `TargetDiscoveryName`, and, when known,
  *   `ServiceName` and `ClusterName`.
  */
-import type { Family, Histogram } from './prometheus-text.ts';
+import type { Family, HistogramSample } from './prometheus-text.ts';
 
 export const APPMESH_FAMILY_PREFIX = 'envoy_appmesh_';
 
@@ -182,7 +182,7 @@ export function deriveServiceConnectMetrics(envoyFamilies: ReadonlyMap<string, F
         const target = targetFor(rule);
         if (target.type === 'histogram') {
           // Shared, not copied: snapshots are never mutated after they are taken.
-          if (typeof value !== 'number') target.samples.set(key, value as Histogram);
+          if (typeof value !== 'number') target.samples.set(key, value as HistogramSample);
         } else if (typeof value === 'number') {
           const samples = target.samples as Map<string, number>;
           samples.set(key, (samples.get(key) ?? 0) + value);
