@@ -37,6 +37,11 @@ export class PrometheusParseError extends Error {
   }
 }
 
+/** A label value escaped for the text format: backslash, double quote and newline. */
+export function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
 /** Parses `name="v",...` into pairs; values stay in their escaped text form. */
 export function parseLabels(raw: string, line = 0): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
