@@ -4,9 +4,9 @@
  * the cases (30 days disconnected, a listener that failed at start, the poll cadence) cannot be produced on demand
  * with real Envoy in a unit's time; test/envoy and test/process cover the monitor with real Envoy.
  */
-import { test, mock, type TestContext } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { syncBuiltinESMExports } from 'node:module';
+import { fakeTimers } from './fake-timers.ts';
 import { HealthMonitor, type HealthAdmin, type HealthMonitorOptions } from '../../agent/health/index.ts';
 import { createLogger } from '../../agent/logger.ts';
 
@@ -45,15 +45,6 @@ function monitor(opts: Partial<HealthMonitorOptions> = {}, nowMs = { value: 1_00
     ...opts,
   });
   return { m, envoy, clock: nowMs };
-}
-
-function fakeTimers(t: TestContext): void {
-  mock.timers.enable({ apis: ['setTimeout'] });
-  syncBuiltinESMExports(); // the monitor's `setTimeout` from node:timers/promises is an ESM binding
-  t.after(() => {
-    mock.timers.reset();
-    syncBuiltinESMExports();
-  });
 }
 
 test('an ECS task cut off from the management server stays HEALTHY until HC_DISCONNECTED_TIMEOUT_S, then turns UNHEALTHY, and HEALTHY again on reconnect', async () => {

@@ -4,10 +4,10 @@
  * (an Envoy that ignores /quitquitquit and SIGTERM, a sixth crash in a row) take seconds of real time each with
  * real Envoy; test/envoy/supervisor.test.ts runs the same machine with real Envoy.
  */
-import { test, mock, type TestContext } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { syncBuiltinESMExports } from 'node:module';
+import { fakeTimers } from './fake-timers.ts';
 import { EnvoySupervisor, describeExit, type SupervisorOptions } from '../../agent/envoy/index.ts';
 import { createLogger } from '../../agent/logger.ts';
 
@@ -36,15 +36,6 @@ class FakeEnvoy extends EventEmitter {
 
 const silent = createLogger({ level: 'error', write: () => undefined });
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-function fakeTimers(t: TestContext): void {
-  mock.timers.enable({ apis: ['setTimeout'] });
-  syncBuiltinESMExports(); // the supervisor's `setTimeout` from node:timers/promises is an ESM binding
-  t.after(() => {
-    mock.timers.reset();
-    syncBuiltinESMExports();
-  });
-}
 
 function supervisor(opts: Partial<SupervisorOptions> = {}): { sup: EnvoySupervisor; children: FakeEnvoy[] } {
   const children: FakeEnvoy[] = [];
