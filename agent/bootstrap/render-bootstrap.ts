@@ -8,26 +8,10 @@
  */
 import { AgentError } from '../errors.ts';
 import { type Config, parseMeshResource } from '../config/index.ts';
+import type { Platform } from '../system/index.ts';
 import { mergeCustomFiles } from './merge.ts';
 import { renderRelay } from '../../relay/index.ts';
 import { adminAddressObject, durationString } from '../envoy/index.ts';
-
-export interface Platform {
-  /** Interface name → addresses with prefix (`10.0.0.5/24`), by family. */
-  readonly interfaces: { readonly ipv4: Readonly<Record<string, readonly string[]>>; readonly ipv6: Readonly<Record<string, readonly string[]>> };
-  readonly kernelVersion: string | null;
-  readonly machine: string | null;
-  /** From the ECS task metadata endpoint v4, when there is one. */
-  readonly task: {
-    readonly clusterArn: string | null;
-    readonly taskArn: string | null;
-    readonly availabilityZone: string | null;
-    readonly availabilityZoneId: string | null;
-    readonly supportedIpFamilies: 'ALL' | 'IPv4_ONLY' | 'IPv6_ONLY' | null;
-    readonly cpu: string | null;
-    readonly memory: string | null;
-  } | null;
-}
 
 export interface SideFile {
   readonly path: string;

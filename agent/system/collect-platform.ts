@@ -6,8 +6,25 @@
  * stalled start-up), and a missing field is left out rather than crashing.
  */
 import { machine, networkInterfaces, release } from 'node:os';
-import type { Platform } from '../bootstrap/index.ts';
 import { deadlinePassed, deadlineSignal, httpUrlTarget, requestText, type HttpTextResponse } from './http.ts';
+
+/** What the bootstrap's node metadata says about the machine and the task (renderBootstrap's second input). */
+export interface Platform {
+  /** Interface name → addresses with prefix (`10.0.0.5/24`), by family. */
+  readonly interfaces: { readonly ipv4: Readonly<Record<string, readonly string[]>>; readonly ipv6: Readonly<Record<string, readonly string[]>> };
+  readonly kernelVersion: string | null;
+  readonly machine: string | null;
+  /** From the ECS task metadata endpoint v4, when there is one. */
+  readonly task: {
+    readonly clusterArn: string | null;
+    readonly taskArn: string | null;
+    readonly availabilityZone: string | null;
+    readonly availabilityZoneId: string | null;
+    readonly supportedIpFamilies: 'ALL' | 'IPv4_ONLY' | 'IPv6_ONLY' | null;
+    readonly cpu: string | null;
+    readonly memory: string | null;
+  } | null;
+}
 
 export interface TaskMetadata {
   readonly Cluster?: string;
