@@ -1,6 +1,7 @@
 /**
- * Every folder of the agent (agent/<folder>/ and relay/) has a public face, its index.ts, and code in one folder
- * imports another folder only through it: a static scan of the import specifiers of every source file.
+ * The layout's rules, by a static scan of every source file's import specifiers: every folder of the agent
+ * (agent/<folder>/ and relay/) has a public face, its index.ts, and code in one folder imports another only
+ * through it; no folder imports a command; no two folders import each other; only agent/main.ts reads process.env.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,6 +55,12 @@ const ALLOWED_BYPASSES_ISSUE_11: ReadonlyArray<readonly [file: string, specifier
 /** Folders without a public face yet, for the same reason. */
 const FOLDERS_WITHOUT_FACE_ISSUE_11 = ['agent/discovery'];
 
+/** Folder imports that go against the layout today, for the same reason (issue 11: modes as peers). */
+const ALLOWED_COMMAND_IMPORTS_ISSUE_11 = ['agent/discovery/cloud-map-mode.ts → agent/commands/run.ts'];
+const ALLOWED_MUTUAL_FOLDERS_ISSUE_11 = ['agent/bootstrap ⇄ agent/discovery'];
+/** Files besides agent/main.ts that read process.env today (issue 11: only main.ts reads the environment). */
+const ALLOWED_ENV_READERS_ISSUE_11 = ['agent/discovery/cloud-map-mode.ts', 'agent/envoy/supervisor.ts'];
+
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(root, dir)).flatMap((name) => {
     const path = `${dir}/${name}`;
@@ -76,6 +83,21 @@ function specifiers(text: string): string[] {
 
 const files = [...sourceFiles('agent'), ...sourceFiles('relay')];
 const folders = [...new Set(files.map(folderOf).filter((f): f is string => f !== null))].sort();
+
+/** Every import between two different folders: [file, the file it imports]. */
+function crossFolderImports(): Array<[string, string]> {
+  const found: Array<[string, string]> = [];
+  for (const file of files) {
+    for (const spec of specifiers(readFileSync(join(root, file), 'utf8'))) {
+      if (!spec.startsWith('.')) continue;
+      const target = relative(root, resolve(root, dirname(file), spec));
+      const from = folderOf(file);
+      const to = folderOf(target);
+      if (from !== null && to !== null && from !== to) found.push([file, target]);
+    }
+  }
+  return found;
+}
 
 function bypasses(): Array<[string, string]> {
   const found: Array<[string, string]> = [];
@@ -111,4 +133,25 @@ test('the scan sees what it must: a bypass in a specifier is reported', () => {
     '../system/yaml.ts',
   ]);
   assert.ok(folders.includes('relay') && folders.includes('agent/envoy'), `folders found: ${folders.join(', ')}`);
+});
+
+test('no folder imports a command, beyond the named allowance of issue 11', () => {
+  const found = crossFolderImports()
+    .filter(([, target]) => folderOf(target) === 'agent/commands')
+    .map(([file, target]) => `${file} → ${target}`);
+  assert.deepEqual([...new Set(found)].sort(), ALLOWED_COMMAND_IMPORTS_ISSUE_11);
+});
+
+test('no two folders import each other, beyond the named allowance of issue 11', () => {
+  const edges = new Set(crossFolderImports().map(([file, target]) => `${folderOf(file)} → ${folderOf(target)}`));
+  const mutual = [...edges]
+    .map((e) => e.split(' → ') as [string, string])
+    .filter(([a, b]) => a < b && edges.has(`${b} → ${a}`))
+    .map(([a, b]) => `${a} ⇄ ${b}`);
+  assert.deepEqual(mutual.sort(), ALLOWED_MUTUAL_FOLDERS_ISSUE_11);
+});
+
+test('only agent/main.ts reads process.env, beyond the named allowance of issue 11', () => {
+  const readers = files.filter((f) => f !== 'agent/main.ts' && /\bprocess\.env\b/.test(readFileSync(join(root, f), 'utf8')));
+  assert.deepEqual(readers.sort(), ALLOWED_ENV_READERS_ISSUE_11);
 });
