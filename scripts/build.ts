@@ -41,7 +41,7 @@ const result = await build({
   outfile: 'dist/agent.js',
   sourcemap: true,
   define: { __AGENT_TEMPLATES__: JSON.stringify(templates), __AGENT_BUNDLED_DEPENDENCIES__: 'true' },
-  // templates.ts and dependencies.ts use import.meta.url only when run from sources, as in tests.
+  // relay/templates.ts and agent/system/dependencies.ts use import.meta.url only when run from sources, as in tests.
   logOverride: { 'empty-import-meta': 'silent' },
 });
 let bytes = 0;
