@@ -1,6 +1,6 @@
 /**
  * Benchmark: the built agent with the real Envoy carrying 1,000 clusters (a large stats output).
- * Prints: /stats/prometheus latency (plain, filtered, delta), the agent's resident memory idle and under that load
+ * Prints: /stats/prometheus latency (plain, filtered, delta), the agent's private memory (RssAnon) and RSS idle and under that load
  * next to a bare Node 24 process that only listens on a socket, /status throughput with wrk, and the time from
  * agent start to Envoy spawned and to HEALTHY. Asserts nothing.
  *   npm run build && node bench/management.ts
@@ -25,11 +25,12 @@ process.on('exit', () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0);
+/** Private memory (RssAnon) and RSS in KiB. RSS alone misleads: it counts the executable's pages in the page cache. */
+function memKiB(pid: number): { anon: number; rss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { anon: Number(/RssAnon:\s+(\d+) kB/.exec(status)?.[1] ?? 0), rss: Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) };
 }
-const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+const mib = (m: { anon: number; rss: number }) => `${(m.anon / 1024).toFixed(1)} MiB private (RSS ${(m.rss / 1024).toFixed(1)} MiB)`;
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
@@ -117,8 +118,8 @@ for (;;) {
   await sleep(20);
 }
 await sleep(3000); // the first stats snapshot is taken and Node has settled: this is the idle agent
-const idleAgent = rssKiB(agent.pid ?? 0);
-const idleBare = rssKiB(bare.pid ?? 0);
+const idleAgent = memKiB(agent.pid ?? 0);
+const idleBare = memKiB(bare.pid ?? 0);
 for (let i = 0; i < 20; i++) await httpRequest({ host: '127.0.0.1', port: inbound }, '/');
 const lines = (await httpRequest(target, '/stats/prometheus')).body.split('\n').length;
 
@@ -138,7 +139,8 @@ for (const [name, path] of Object.entries(variants)) {
     const res = await httpRequest(target, path, { timeoutMs: 30_000 });
     times.push(performance.now() - t0);
     if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status}`);
-    peakAgent = Math.max(peakAgent, rssKiB(agent.pid ?? 0));
+    const now = memKiB(agent.pid ?? 0);
+    if (now.anon > peakAgent.anon) peakAgent = now;
     await sleep(100);
   }
   latency[name] = `p50 ${percentile(times, 50).toFixed(1)} ms, p99 ${percentile(times, 99).toFixed(1)} ms`;
@@ -147,14 +149,14 @@ for (const [name, path] of Object.entries(variants)) {
 const wrk = spawnSync('wrk', ['-t2', '-c16', '-d10s', `http://127.0.0.1:${agentPort}/status`], { encoding: 'utf8' });
 const rps = /Requests\/sec:\s+([\d.]+)/.exec(wrk.stdout)?.[1] ?? 'n/a';
 const wrkLatency = /Latency\s+(\S+)/.exec(wrk.stdout)?.[1] ?? 'n/a';
-const afterWrk = rssKiB(agent.pid ?? 0);
+const afterWrk = memKiB(agent.pid ?? 0);
 
 process.stdout.write(
   [
     `agent with Envoy ${CLUSTERS} clusters: Envoy's /stats/prometheus is ${lines} lines`,
     `start: Envoy spawned ${spawnedAt - startedAt} ms after the agent process started; HEALTHY after ${healthyAt - startedAt} ms`,
     ...Object.entries(latency).map(([k, v]) => `/stats/prometheus ${k}: ${v} (40 requests)`),
-    `memory: agent idle ${mib(idleAgent)} (Envoy with ${CLUSTERS} clusters, first snapshot taken), bare Node 24 listener ${mib(idleBare)} (ratio ${(idleAgent / idleBare).toFixed(2)}); agent peak under the stats requests ${mib(peakAgent)}; after wrk ${mib(afterWrk)}`,
+    `memory: agent idle ${mib(idleAgent)} (Envoy with ${CLUSTERS} clusters, first snapshot taken), bare Node 24 listener ${mib(idleBare)} (private memory ratio ${(idleAgent.anon / idleBare.anon).toFixed(2)}, RSS ratio ${(idleAgent.rss / idleBare.rss).toFixed(2)}); agent peak under the stats requests ${mib(peakAgent)}; after wrk ${mib(afterWrk)}`,
     `/status with wrk -t2 -c16 -d10s: ${rps} requests/s, mean latency ${wrkLatency}`,
     '',
   ].join('\n'),

@@ -3,7 +3,7 @@
  * the project pins, with dist/agent.js (the bundle, templates inlined) injected. Runs where there is no Node.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
 // Hardening (docs/operations.md): `--disable-sigusr1` keeps Node's inspector closed whatever signal the agent is
@@ -12,7 +12,17 @@ execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
 const hardening = { execArgv: ['--disable-sigusr1'], execArgvExtension: 'none' };
 writeFileSync(
   'dist/sea-config.json',
-  JSON.stringify({ main: 'dist/agent.js', output: 'dist/agent.blob', disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, ...hardening }),
+  JSON.stringify({
+    main: 'dist/agent.js',
+    output: 'dist/agent.blob',
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: true,
+    // Memory (docs/benchmarks.md): the large dependencies as assets, loaded only by the agents that use them
+    // (agent/system/dependencies.ts).
+    assets: Object.fromEntries(readdirSync('dist/deps').map((f) => [f, `dist/deps/${f}`])),
+    ...hardening,
+  }),
 );
 execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: ['ignore', 'ignore', 'inherit'] });
 rmSync('dist/agent', { force: true });

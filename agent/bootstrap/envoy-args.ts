@@ -3,8 +3,7 @@
  * ECS default is `-c <file> -l info --drain-time-s 20 --disable-hot-restart --skip-deprecated-logs`.
  * The log level is a parameter so that a restarted Envoy keeps a level set through /enableLogging.
  */
-import type { Config } from '../config/read-config.ts';
-import type { EnvoyLogLevel } from '../config/table.ts';
+import type { Config, EnvoyLogLevel } from '../config/index.ts';
 
 export function envoyArgs(config: Config, logLevel: EnvoyLogLevel = config.envoyLogLevel): string[] {
   const args = ['-c', config.bootstrapPath, '-l', logLevel];

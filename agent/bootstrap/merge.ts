@@ -9,8 +9,7 @@
  * path and both origins, never silently replaced or dropped (the reference replaced whole sections with a warning,
  * and dropped unknown static_resources keys).
  */
-import type { CustomFile } from '../config/read-config.ts';
-import { problem } from '../config/read-config.ts';
+import { type CustomFile, problem } from '../config/index.ts';
 
 /** Maps whose keys are data (runtime keys, metadata), not proto field names: never renamed. */
 const OPAQUE_KEYS = new Set(['static_layer', 'metadata', 'filter_metadata', 'typed_filter_metadata', 'fields', 'typed_extension_protocol_options', 'typed_per_filter_config']);

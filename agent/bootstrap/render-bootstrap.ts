@@ -7,27 +7,11 @@
  * reference-agent-behaviour.md) except where noted.
  */
 import { AgentError } from '../errors.ts';
-import type { AdminAddress, Config } from '../config/read-config.ts';
-import { parseMeshResource } from '../config/read-config.ts';
+import { type Config, parseMeshResource } from '../config/index.ts';
+import type { Platform } from '../system/index.ts';
 import { mergeCustomFiles } from './merge.ts';
-import { fillTemplate } from './templates.ts';
-
-export interface Platform {
-  /** Interface name → addresses with prefix (`10.0.0.5/24`), by family. */
-  readonly interfaces: { readonly ipv4: Readonly<Record<string, readonly string[]>>; readonly ipv6: Readonly<Record<string, readonly string[]>> };
-  readonly kernelVersion: string | null;
-  readonly machine: string | null;
-  /** From the ECS task metadata endpoint v4, when there is one. */
-  readonly task: {
-    readonly clusterArn: string | null;
-    readonly taskArn: string | null;
-    readonly availabilityZone: string | null;
-    readonly availabilityZoneId: string | null;
-    readonly supportedIpFamilies: 'ALL' | 'IPv4_ONLY' | 'IPv6_ONLY' | null;
-    readonly cpu: string | null;
-    readonly memory: string | null;
-  } | null;
-}
+import { renderRelay } from '../../relay/index.ts';
+import { adminAddressObject, durationString } from '../envoy/index.ts';
 
 export interface SideFile {
   readonly path: string;
@@ -74,38 +58,6 @@ export function renderBootstrap(config: Config, platform: Platform): RenderedBoo
     throw new AgentError('AGENT_ERR_CONFIG', `the custom bootstrap files have ${problems.length} conflict${problems.length === 1 ? '' : 's'}:`, { problems });
   }
   return { bootstrap: merged, files };
-}
-
-function adminAddressObject(address: AdminAddress, ipv4Compat: boolean): Record<string, unknown> {
-  if (address.kind === 'uds') return { pipe: { path: address.path, mode: 0o600 } };
-  return { socket_address: { address: address.host, port_value: address.port, ...(ipv4Compat ? { ipv4_compat: true } : {}) } };
-}
-
-function renderRelay(config: Config): Record<string, unknown> {
-  const relay = config.relay;
-  if (relay === null) throw new Error('renderRelay: relay mode without relay settings');
-  return fillTemplate('relay', {
-    RELAY_LISTENER_PATH: relay.listenerPath,
-    RELAY_BUFFER_LIMIT_BYTES: relay.bufferLimitBytes,
-    RELAY_STREAM_IDLE_TIMEOUT: durationString(relay.streamIdleTimeoutMs),
-    SIGNING_NAME: relay.signingName,
-    REGION: relay.region,
-    MANAGEMENT_DOMAIN: relay.domain,
-    MANAGEMENT_PORT: relay.port,
-    CA_FILE: relay.caFile,
-    TLS_CURVE: relay.tlsCurve,
-    ADMIN_ADDRESS: adminAddressObject(config.envoyAdmin.address, config.envoyAdmin.ipv4Compat),
-    ADMIN_ACCESS_LOG_PATH: config.envoyAdmin.accessLogPath,
-    STATIC_RUNTIME: {
-      're2.max_program_size.error_level': 1000,
-      ...(config.runtime.useHttpClientForAwsCredentials ? { 'envoy.reloadable_features.use_http_client_to_fetch_aws_credentials': true } : {}),
-    },
-  });
-}
-
-/** Envoy's duration text: whole seconds as `20s`, otherwise with milliseconds (`0.001s`). */
-export function durationString(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${(ms / 1000).toFixed(3).replace(/0+$/, '')}s`;
 }
 
 function staticRuntime(config: Config): Record<string, unknown> {

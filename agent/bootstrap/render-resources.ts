@@ -1,6 +1,6 @@
 /**
  * renderResources: what discovery knows → Envoy's listeners, clusters and endpoints for Cloud Map mode, as the
- * filesystem xDS files Envoy watches (LDS, CDS, one EDS file per cluster). Pure.
+ * filesystem xDS files Envoy watches (LDS, and CDS with the endpoints inline). Pure.
  *
  * - Outbound, per service in the namespace that has a virtual IP: a listener on that IP and its alias port. http, http2 and grpc get
  *   an HTTP connection manager with a per-request timeout (default 15 s), an idle timeout (default 300 s) and 2
@@ -16,7 +16,7 @@
  */
 import type { AppProtocol, ScConfig } from '../discovery/service-connect-config.ts';
 import { callTarget, type DiscoverySnapshot } from '../discovery/snapshot.ts';
-import { NAMING } from '../stats/service-connect-metrics.ts';
+import { NAMING } from '../stats/index.ts';
 
 export interface ResourceFiles {
   readonly lds: Record<string, unknown>;

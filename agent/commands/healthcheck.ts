@@ -3,10 +3,10 @@
  * 1 otherwise. --wait polls every APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S up to ..._TIMEOUT_S (the
  * reference's -envoyReadiness). Reads only the variables it needs: no bootstrap rendering, no files written.
  */
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envTableByName, problem, type Env } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
+import { deadlinePassed, deadlineSignal, requestText, type HttpTarget, type HttpTextResponse } from '../system/index.ts';
 import type { CommandIo } from './render.ts';
 
 function read<T>(env: Env, name: string): T {
@@ -19,24 +19,20 @@ function read<T>(env: Env, name: string): T {
   return parsed.value as T;
 }
 
-export function getStatus(target: { socketPath: string } | { host: string; port: number }, timeoutMs: number): Promise<{ healthStatus?: string; reasons?: string[] }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ ...target, path: '/status', method: 'GET', timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as { healthStatus?: string; reasons?: string[] });
-        } catch (err) {
-          reject(new Error(`/status answered something that is not JSON (HTTP ${res.statusCode})`, { cause: err }));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
+/** GET /status from the running agent; the deadline covers the connection, the headers and the body. */
+export async function getStatus(target: HttpTarget, timeoutMs: number): Promise<{ healthStatus?: string; reasons?: string[] }> {
+  const deadline = deadlineSignal(timeoutMs);
+  let res: HttpTextResponse;
+  try {
+    res = await requestText(target, { path: '/status', headers: { connection: 'close' } }, deadline);
+  } catch (err) {
+    throw deadlinePassed(deadline) ? new Error(`no answer within ${timeoutMs} ms`, { cause: err }) : err;
+  }
+  try {
+    return JSON.parse(res.body) as { healthStatus?: string; reasons?: string[] };
+  } catch (err) {
+    throw new Error(`/status answered something that is not JSON (HTTP ${res.status})`, { cause: err });
+  }
 }
 
 export async function healthcheckCommand(env: Env, args: readonly string[], io: CommandIo): Promise<number> {
@@ -50,7 +46,7 @@ export async function healthcheckCommand(env: Env, args: readonly string[], io: 
   }
   const mode = read<string | undefined>(env, 'APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
   // The agent is found through the same variables it was started with (their defaults included): no other setting.
-  let target: { socketPath: string } | { host: string; port: number };
+  let target: HttpTarget;
   let where: string;
   if (mode === 'uds') {
     target = { socketPath: read<string>(env, 'APPNET_AGENT_ADMIN_UDS_PATH') };

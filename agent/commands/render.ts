@@ -8,13 +8,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { yaml } from '../system/yaml.ts';
+import { yaml, collectPlatform, writeFileAtomic, ensureDirectory } from '../system/index.ts';
 import { readConfig, type ConfigIo, type Env } from '../config/index.ts';
 import { envoyArgs, renderBootstrap, type SideFile } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
-import { collectPlatform } from '../system/collect-platform.ts';
-import { validateBootstrap, envoyVersion } from '../envoy/envoy-binary.ts';
-import { writeFileAtomic, ensureDirectory } from '../system/files.ts';
+import { validateBootstrap, envoyVersion } from '../envoy/index.ts';
 import { dirname } from 'node:path';
 
 export interface CommandIo extends ConfigIo {

@@ -18,7 +18,7 @@ import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type En
 import { cloudMapXdsFiles, envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
 import { EnvoyAdminClient } from '../envoy/admin-client.ts';
-import { envoyVersion } from '../envoy/envoy-binary.ts';
+import { checkEnvoyBinary, envoyVersion } from '../envoy/envoy-binary.ts';
 import { openEnvoyLogFile, type EnvoyLogFile } from '../envoy/log-file.ts';
 import { LogLevelController } from '../envoy/log-level.ts';
 import { EnvoySupervisor, describeExit } from '../envoy/supervisor.ts';
@@ -101,8 +101,18 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
     warn: (msg, err) => logger.warn(msg, { err }),
   });
   const rendered = config.userBootstrap === null ? renderBootstrap(config, platform) : null;
-  const version = await envoyVersion(config.envoyBinary);
-  logger.info('found Envoy', { binary: config.envoyBinary, version });
+  // `envoy --version` (~70 ms) runs beside the start instead of before it: a missing binary is caught here at once
+  // (exit 3); a binary that is not Envoy stops the agent with the same error as soon as --version answers.
+  checkEnvoyBinary(config.envoyBinary);
+  const versionCheck = envoyVersion(config.envoyBinary).then(
+    (version) => {
+      logger.info('found Envoy', { binary: config.envoyBinary, version });
+      return null;
+    },
+    (err: unknown) => (err instanceof AgentError ? err : new AgentError('AGENT_ERR_ENVOY_NOT_FOUND', `ENVOY_BINARY="${config.envoyBinary}": ${String(err)}`)),
+  );
+  const notEnvoy = versionCheck.then((err) => (err === null ? new Promise<never>(() => undefined) : Promise.reject(err)));
+  notEnvoy.catch(() => undefined);
   const metrics = createAgentMetrics();
   // The runtime directory and Envoy's admin socket are claimed before anything is written (another live agent's are
   // refused), and released at exit. The mode writes its own files into that directory only after its checks.
@@ -125,13 +135,20 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
       logger.info('stopped during start-up', { reason: String(io.stopSignal.reason ?? 'signal') });
       return 0;
     }
-    return await runWithExtension(config, io, logger, metrics, rendered, ext);
+    return await runWithExtension(config, io, logger, metrics, rendered, ext, { versionCheck, notEnvoy });
   } finally {
     await ext?.close().catch((err: unknown) => logger.warn('closing the mode extension failed', { err }));
   }
 }
 
-async function runWithExtension(config: Config, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, ext: ModeExtension | null): Promise<number> {
+/** `envoy --version`'s verdict, running beside the start: null when the binary is Envoy, else the error to exit with. */
+interface EnvoyCheck {
+  readonly versionCheck: Promise<AgentError | null>;
+  /** Rejects with the error when the binary is not Envoy; never resolves otherwise. */
+  readonly notEnvoy: Promise<never>;
+}
+
+async function runWithExtension(config: Config, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, ext: ModeExtension | null, { versionCheck, notEnvoy }: EnvoyCheck): Promise<number> {
   // Nothing above wrote a file but the mode's own (Cloud Map: its xDS files and hosts block, after its checks): bad
   // input stops the agent with the disk as it was.
   if (rendered !== null) {
@@ -246,9 +263,11 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
       if (io.stopSignal.aborted) resolve('signal');
       io.stopSignal.addEventListener('abort', () => resolve('signal'), { once: true });
     });
-    const first = await Promise.race([supervisor.done, stopped]);
+    const first = await Promise.race([supervisor.done, stopped, notEnvoy]);
     if (first !== 'signal' && first.kind === 'failed') {
+      const versionError = await versionCheck;
       await cleanup();
+      if (versionError !== null) throw versionError;
       throw new AgentError(
         'AGENT_ERR_ENVOY_EXITED',
         `Envoy ${describeExit(first.lastExit)} (pid ${first.lastExit.pid}) and the restart budget is spent: ${supervisor.restartCount} restart(s) of APPNET_ENVOY_RESTART_COUNT=${config.restartCount}. Exits: ${supervisor.exits.map(describeExit).join('; ')}`,

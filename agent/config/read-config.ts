@@ -2,8 +2,7 @@
  * readConfig(env, io): the environment (and the files it names) → one deep-frozen, typed configuration, or one
  * AgentError listing every problem as `NAME="value": rule`. Never falls back to a default on a bad value.
  */
-import { yaml } from '../system/yaml.ts';
-import { randomName } from '../system/files.ts';
+import { yaml, randomName } from '../system/index.ts';
 import { AgentError } from '../errors.ts';
 import { CA_BUNDLES, envTable, envTableByName, type EnvoyLogLevel } from './table.ts';
 

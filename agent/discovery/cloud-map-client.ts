@@ -4,6 +4,7 @@
  * AWS_ENDPOINT_URL_SERVICEDISCOVERY when set (moto, LocalStack), with the SDK's `data-` host prefix disabled so that
  * DiscoverInstances reaches such an endpoint.
  */
+import { dependency } from '../system/dependencies.ts';
 import type { CloudMapInstance } from './snapshot.ts';
 
 export interface NamespaceRef {
@@ -54,7 +55,7 @@ export function isThrottling(err: unknown): boolean {
 }
 
 export async function createCloudMapClient(settings: { region: string }): Promise<CloudMap> {
-  const sdk = await import('@aws-sdk/client-servicediscovery');
+  const sdk = dependency('cloud-map-sdk');
   // Deadlines on every call: a Cloud Map that stops answering must fail the poll, not hang it.
   const client = new sdk.ServiceDiscoveryClient({ region: settings.region, disableHostPrefix: true, maxAttempts: 2, requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true } });
   const calls = new Map<string, number>();

@@ -1,5 +1,6 @@
 /** One-shot runs of the Envoy binary: its version, and `--mode validate` on a bootstrap. */
 import { execFile } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 import { AgentError } from '../errors.ts';
 
 interface RunResult {
@@ -19,6 +20,21 @@ function runEnvoy(binary: string, args: readonly string[], timeoutMs: number): P
       resolve({ code: err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null, stdout, stderr });
     });
   });
+}
+
+/**
+ * Whether ENVOY_BINARY names an executable file: checked at once, before anything is written or started, so that a
+ * missing Envoy stops the agent (exit 3) without waiting for `envoy --version`, which runs beside Envoy's start.
+ */
+export function checkEnvoyBinary(binary: string): void {
+  let problem: string | null = null;
+  try {
+    accessSync(binary, constants.X_OK);
+    if (!statSync(binary).isFile()) problem = 'not a file';
+  } catch (err) {
+    problem = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+  if (problem !== null) throw new AgentError('AGENT_ERR_ENVOY_NOT_FOUND', `ENVOY_BINARY="${binary}": cannot be run (${problem}); set ENVOY_BINARY to Envoy's path`);
 }
 
 /** `envoy --version` → the version text after "version: ", e.g. `<sha>/1.40.0/Clean/RELEASE/BoringSSL`. */

@@ -50,6 +50,8 @@ export interface SupervisorOptions {
   readonly onExit?: (exit: ExitRecord) => void;
   /** Prefix that makes the kernel kill Envoy when the agent dies; null to disable. Default: setpriv if present. */
   readonly deathSignalWrapper?: readonly string[] | null;
+  /** Starts the process; node:child_process's spawn unless a test gives a fake. */
+  readonly spawn?: typeof spawn;
 }
 
 export function describeExit(exit: ExitRecord): string {
@@ -116,7 +118,7 @@ export class EnvoySupervisor {
     this.#opts.logger.info('starting Envoy', { argv: [this.#opts.binary, ...args], restartCount: this.#restarts });
     // detached: Envoy gets its own process group, so a signal sent to the agent's group (Ctrl-C in a terminal,
     // `timeout`, a process manager) reaches only the agent, which then drains before stopping Envoy.
-    const child = spawn(command ?? this.#opts.binary, argv, { stdio, env: this.#opts.env ?? process.env, detached: true });
+    const child = (this.#opts.spawn ?? spawn)(command ?? this.#opts.binary, argv, { stdio, env: this.#opts.env ?? process.env, detached: true });
     this.#child = child;
     this.#state = 'running';
     let reported = false;

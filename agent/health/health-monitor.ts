@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Mode } from '../config/index.ts';
-import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
+import type { EnvoyAdminClient } from '../envoy/index.ts';
 import type { Logger } from '../logger.ts';
 import { computeHealth, type HealthVerdict } from './compute-health.ts';
 
@@ -15,9 +15,12 @@ export interface EnvoyProcessInfo {
   readonly restartCount: number;
 }
 
+/** The two admin calls the monitor makes (EnvoyAdminClient has them). */
+export type HealthAdmin = Pick<EnvoyAdminClient, 'serverState' | 'stats'>;
+
 export interface HealthMonitorOptions {
   readonly mode: Mode;
-  readonly admin: EnvoyAdminClient;
+  readonly admin: HealthAdmin;
   readonly envoy: () => EnvoyProcessInfo;
   readonly pollIntervalMs: number;
   readonly startupPollIntervalMs?: number;

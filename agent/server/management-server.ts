@@ -15,11 +15,11 @@ import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AdminAddress } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
-import { freeSocketPath } from '../system/claims.ts';
+import { freeSocketPath } from '../system/index.ts';
 import type { Logger } from '../logger.ts';
 import { TokenBucket } from './rate-limiter.ts';
-import { EnvoyAdminError } from '../envoy/admin-client.ts';
-import { PrometheusParseError } from '../stats/prometheus-text.ts';
+import { EnvoyAdminError } from '../envoy/index.ts';
+import { PrometheusParseError } from '../stats/index.ts';
 import { MAX_CONNECTIONS, routes, type Reply, type Route, type RouteContext } from './routes.ts';
 
 const TEXT = 'text/plain; charset=utf-8';

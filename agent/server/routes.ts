@@ -3,13 +3,9 @@
  * ready). One table: the server dispatches from it and docs/endpoints.md is generated from it.
  */
 import { LOG_LEVELS, type EnvoyLogLevel } from '../config/index.ts';
-import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
-import type { LogLevelController } from '../envoy/log-level.ts';
-import type { HealthMonitor } from '../health/health-monitor.ts';
-import type { AgentMetrics } from '../stats/agent-metrics.ts';
-import { renderPrometheus } from '../stats/prometheus-text.ts';
-import { fetchMetricsExtension, type StatsSnapshotter } from '../stats/stats-snapshotter.ts';
-import type { MetricLabels } from '../stats/service-connect-metrics.ts';
+import type { EnvoyAdminClient, LogLevelController } from '../envoy/index.ts';
+import type { HealthMonitor } from '../health/index.ts';
+import { type AgentMetrics, renderPrometheus, fetchMetricsExtension, type StatsSnapshotter, type MetricLabels } from '../stats/index.ts';
 
 export interface Reply {
   readonly status: number;

@@ -1,19 +1,16 @@
 /**
  * The agent's own metrics, served at /metrics in Prometheus text format 0.0.4.
  *
- * A small registry of its own rather than prom-client (which STYLE.md suggests): prom-client brings OpenTelemetry's
- * API, a t-digest, cluster aggregation and a Pushgateway client, about 8 MiB of resident memory for the six series
- * the agent needs, against a target of 1.3× a bare Node process. One registry per agent, never a global one.
+ * A small registry of its own rather than prom-client (which the design names): README, "Dependencies", has the
+ * measured cost. One registry per agent, never a global one.
  */
 import { cpuUsage, memoryUsage, uptime } from 'node:process';
+import { escapeLabelValue } from './prometheus-text.ts';
 
 type Labels<L extends string> = Partial<Record<L, string>>;
 
-function escape(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
 function labelText(pairs: Array<[string, string]>): string {
-  return pairs.length === 0 ? '' : `{${pairs.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}`;
+  return pairs.length === 0 ? '' : `{${pairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
 }
 function keyOf<L extends string>(names: readonly L[], labels: Labels<L>): string {
   return JSON.stringify(names.map((n) => labels[n] ?? ''));

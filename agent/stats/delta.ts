@@ -9,7 +9,7 @@
  *   at zero in a new Envoy.
  * - With no previous snapshot the delta is the snapshot itself: the change since Envoy started.
  */
-import type { Family, Histogram } from './prometheus-text.ts';
+import type { Family, HistogramSample } from './prometheus-text.ts';
 
 export interface Snapshot {
   /** Identifies the Envoy process the values came from (its start count). */
@@ -37,9 +37,9 @@ export function computeDelta(previous: Snapshot | null, next: Snapshot): Family[
       out.push({ name: fam.name, type: 'counter', samples, ...(fam.canonical ? { canonical: true } : {}) });
       continue;
     }
-    const oldSamples = old.samples as Map<string, Histogram>;
-    const samples = new Map<string, Histogram>();
-    for (const [labels, h] of fam.samples as Map<string, Histogram>) {
+    const oldSamples = old.samples as Map<string, HistogramSample>;
+    const samples = new Map<string, HistogramSample>();
+    for (const [labels, h] of fam.samples as Map<string, HistogramSample>) {
       samples.set(labels, histogramDelta(oldSamples.get(labels), h));
     }
     out.push({ name: fam.name, type: 'histogram', samples, ...(fam.canonical ? { canonical: true } : {}) });
@@ -47,7 +47,7 @@ export function computeDelta(previous: Snapshot | null, next: Snapshot): Family[
   return out;
 }
 
-function histogramDelta(before: Histogram | undefined, after: Histogram): Histogram {
+function histogramDelta(before: HistogramSample | undefined, after: HistogramSample): HistogramSample {
   if (before === undefined || before.counts.length !== after.counts.length || after.count < before.count) return after;
   const counts: number[] = new Array<number>(after.counts.length);
   for (let i = 0; i < after.counts.length; i++) {

@@ -6,7 +6,7 @@
 
 export type ScalarType = 'counter' | 'gauge' | 'untyped';
 
-export interface Histogram {
+export interface HistogramSample {
   /** Upper bounds as printed (`0.5`, `+Inf`), in order; the array is shared by the series of a family. */
   readonly les: readonly string[];
   /** Cumulative counts, one per bound. */
@@ -21,7 +21,7 @@ export interface Histogram {
  */
 export type Family =
   | { readonly name: string; readonly type: ScalarType; readonly samples: Map<string, number>; readonly canonical?: boolean }
-  | { readonly name: string; readonly type: 'histogram'; readonly samples: Map<string, Histogram>; readonly canonical?: boolean };
+  | { readonly name: string; readonly type: 'histogram'; readonly samples: Map<string, HistogramSample>; readonly canonical?: boolean };
 
 export interface ParseOptions {
   /** Keep only families whose name starts with this prefix. */
@@ -35,6 +35,11 @@ export class PrometheusParseError extends Error {
     super(`line ${line}: ${message}`);
     this.name = 'PrometheusParseError';
   }
+}
+
+/** A label value escaped for the text format: backslash, double quote and newline. */
+export function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 /** Parses `name="v",...` into pairs; values stay in their escaped text form. */
@@ -128,7 +133,7 @@ export function parsePrometheus(text: string, opts: ParseOptions = {}): Map<stri
         }
         if (type !== 'counter' && type !== 'gauge' && type !== 'untyped' && type !== 'histogram') throw new PrometheusParseError(lineNo, `unknown type ${type}`);
         const name = opts.stripPrefix ? rawName.slice(prefix.length) : rawName;
-        current = type === 'histogram' ? { name, type, samples: new Map<string, Histogram>() } : { name, type, samples: new Map<string, number>() };
+        current = type === 'histogram' ? { name, type, samples: new Map<string, HistogramSample>() } : { name, type, samples: new Map<string, number>() };
         families.set(name, current);
       }
       continue;
@@ -292,7 +297,7 @@ export function renderPrometheus(families: Iterable<Family>): string {
     if (fam.type === 'histogram') {
       const bucketName = `${fam.name}_bucket{`;
       for (const { raw, base } of series) {
-        const h = fam.samples.get(raw) as Histogram;
+        const h = fam.samples.get(raw) as HistogramSample;
         const open = base === '' ? bucketName : `${bucketName}${base},`;
         const plain = base === '' ? '' : `{${base}}`;
         let hasInf = false;

@@ -14,7 +14,7 @@
  *   below renames them to the ECS names with `Direction`, `DiscoveryName` / `TargetDiscoveryName`, and, when known,
  *   `ServiceName` and `ClusterName`.
  */
-import type { Family, Histogram } from './prometheus-text.ts';
+import { escapeLabelValue, type Family, type HistogramSample } from './prometheus-text.ts';
 
 export const APPMESH_FAMILY_PREFIX = 'envoy_appmesh_';
 
@@ -88,9 +88,6 @@ export interface MetricLabels {
   readonly ClusterName?: string;
 }
 
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
 
 /** The escaped value of label `name` in a raw label string, without parsing the others. */
 function labelValue(raw: string, name: string): string | null {
@@ -126,7 +123,7 @@ function identityKey(id: Identity | null, extra: ReadonlyArray<[string, string]>
   const pairs: Array<[string, string]> = [
     ['Direction', id.side === 'in' ? 'ingress' : 'egress'],
     [id.side === 'in' ? 'DiscoveryName' : 'TargetDiscoveryName', id.name],
-    ...extra.map(([k, v]): [string, string] => [k, escapeLabel(v)]),
+    ...extra.map(([k, v]): [string, string] => [k, escapeLabelValue(v)]),
   ];
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : 1));
   return { id, key: pairs.map(([k, v]) => `${k}="${v}"`).join(',') };
@@ -182,7 +179,7 @@ export function deriveServiceConnectMetrics(envoyFamilies: ReadonlyMap<string, F
         const target = targetFor(rule);
         if (target.type === 'histogram') {
           // Shared, not copied: snapshots are never mutated after they are taken.
-          if (typeof value !== 'number') target.samples.set(key, value as Histogram);
+          if (typeof value !== 'number') target.samples.set(key, value as HistogramSample);
         } else if (typeof value === 'number') {
           const samples = target.samples as Map<string, number>;
           samples.set(key, (samples.get(key) ?? 0) + value);

@@ -12,24 +12,12 @@
  *   skips the ticks it missed instead of shifting every later one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
+import type { EnvoyAdminClient } from '../envoy/index.ts';
 import type { Logger } from '../logger.ts';
 import { computeDelta, type Snapshot } from './delta.ts';
-import { parsePrometheus, type Family } from './prometheus-text.ts';
-import { deriveServiceConnectMetrics, METRICS_EXTENSION_STATS_FILTER, type MetricLabels } from './service-connect-metrics.ts';
-
-/** Fetches only the Envoy stats the metrics extension reads, and presents them under the ECS names. */
-export async function fetchMetricsExtension(
-  admin: EnvoyAdminClient,
-  opts: { usedOnly: boolean; timeoutMs: number; signal?: AbortSignal; labels?: MetricLabels },
-): Promise<Map<string, Family>> {
-  const res = await admin.request('GET', `/stats/prometheus?${opts.usedOnly ? 'usedonly&' : ''}filter=${encodeURIComponent(METRICS_EXTENSION_STATS_FILTER)}`, {
-    timeoutMs: opts.timeoutMs,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  if (res.status !== 200) throw new Error(`Envoy /stats/prometheus answered HTTP ${res.status}`);
-  return deriveServiceConnectMetrics(parsePrometheus(res.body, { prefix: 'envoy_' }), opts.labels);
-}
+import type { Family } from './prometheus-text.ts';
+import type { MetricLabels } from './service-connect-metrics.ts';
+import { fetchMetricsExtension } from './metrics-extension.ts';
 
 export interface Delta {
   readonly families: readonly Family[];

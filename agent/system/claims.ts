@@ -13,7 +13,6 @@
 import { createServer, connect, type Server } from 'node:net';
 import { lstat, rm } from 'node:fs/promises';
 import { lstatSync, rmSync, unlinkSync } from 'node:fs';
-import type { Config } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
 import { ensureDirectory } from './files.ts';
 
@@ -92,7 +91,7 @@ function listen(server: Server, path: string): Promise<void> {
   });
 }
 
-async function lockRuntimeDir(config: Config): Promise<Server> {
+async function lockRuntimeDir(config: ClaimedPaths): Promise<Server> {
   const variable = 'APPNET_RUNTIME_DIR';
   const lock = `${config.runtimeDir}/${RUNTIME_LOCK}`;
   const server = createServer((sock) => sock.destroy());
@@ -117,7 +116,17 @@ async function lockRuntimeDir(config: Config): Promise<Server> {
 }
 
 /** Claims the runtime directory and checks Envoy's admin address and the relay socket are free. */
-export async function claimRuntime(config: Config): Promise<Claim> {
+/** What claimRuntime reads of the configuration (a Config has it): the paths to claim. */
+export interface ClaimedPaths {
+  readonly runtimeDir: string;
+  readonly runtimeDirOwned: boolean;
+  readonly bootstrapPath: string;
+  readonly userBootstrap: { readonly path: string } | null;
+  readonly envoyAdmin: { readonly address: { readonly kind: 'uds'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number } };
+  readonly relay: { readonly listenerPath: string } | null;
+}
+
+export async function claimRuntime(config: ClaimedPaths): Promise<Claim> {
   await ensureDirectory(config.runtimeDir);
   const lock = await lockRuntimeDir(config);
   const lockPath = `${config.runtimeDir}/${RUNTIME_LOCK}`;

@@ -5,9 +5,26 @@
  * Unlike the reference agent, task metadata requests have a deadline (reference issue #155: TMDS i/o timeouts
  * stalled start-up), and a missing field is left out rather than crashing.
  */
-import { get as httpGet } from 'node:http';
 import { machine, networkInterfaces, release } from 'node:os';
-import type { Platform } from '../bootstrap/index.ts';
+import { deadlinePassed, deadlineSignal, httpUrlTarget, requestText, type HttpTextResponse } from './http.ts';
+
+/** What the bootstrap's node metadata says about the machine and the task (renderBootstrap's second input). */
+export interface Platform {
+  /** Interface name → addresses with prefix (`10.0.0.5/24`), by family. */
+  readonly interfaces: { readonly ipv4: Readonly<Record<string, readonly string[]>>; readonly ipv6: Readonly<Record<string, readonly string[]>> };
+  readonly kernelVersion: string | null;
+  readonly machine: string | null;
+  /** From the ECS task metadata endpoint v4, when there is one. */
+  readonly task: {
+    readonly clusterArn: string | null;
+    readonly taskArn: string | null;
+    readonly availabilityZone: string | null;
+    readonly availabilityZoneId: string | null;
+    readonly supportedIpFamilies: 'ALL' | 'IPv4_ONLY' | 'IPv6_ONLY' | null;
+    readonly cpu: string | null;
+    readonly memory: string | null;
+  } | null;
+}
 
 export interface TaskMetadata {
   readonly Cluster?: string;
@@ -22,28 +39,22 @@ export interface TaskMetadata {
   readonly Limits?: { readonly CPU?: number; readonly Memory?: number };
 }
 
-/** GET a JSON document over plain HTTP (the task metadata endpoint) with a deadline; node:http keeps memory low. */
-export function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
-  const deadline = signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { signal: deadline, headers: { 'user-agent': 'appnetClient/1.0' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        if ((res.statusCode ?? 0) !== 200) {
-          reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
-          return;
-        }
-        try {
-          resolve(JSON.parse(body));
-        } catch (err) {
-          reject(new Error(`GET ${url}: not JSON`, { cause: err }));
-        }
-      });
-    });
-    req.on('error', (err) => reject(deadline.aborted && !(signal?.aborted ?? false) ? new Error(`GET ${url}: no answer within ${timeoutMs} ms`) : err));
-  });
+/** GET a JSON document over plain HTTP (the task metadata endpoint) with a deadline covering headers and body. */
+export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+  const deadline = deadlineSignal(timeoutMs, signal);
+  const { target, path } = httpUrlTarget(url);
+  let res: HttpTextResponse;
+  try {
+    res = await requestText(target, { path, headers: { 'user-agent': 'appnetClient/1.0' } }, deadline);
+  } catch (err) {
+    throw deadlinePassed(deadline, signal) ? new Error(`GET ${url}: no answer within ${timeoutMs} ms`, { cause: err }) : err;
+  }
+  if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  try {
+    return JSON.parse(res.body);
+  } catch (err) {
+    throw new Error(`GET ${url}: not JSON`, { cause: err });
+  }
 }
 
 export function localInterfaces(): Platform['interfaces'] {

@@ -1,14 +1,11 @@
 /**
  * The YAML library, loaded on first use. Most agents never read YAML (ECS-managed mode writes its bootstrap as JSON,
- * which is YAML too), and not loading it keeps the idle agent's memory down. In the bundle, esbuild turns the
- * literal require('yaml') into a lazily evaluated module; run from sources (tests), createRequire finds it.
+ * which is YAML too), and not loading it keeps the idle agent's memory down. It is not in the main bundle at all
+ * (agent/system/dependencies.ts).
  */
-import { createRequire } from 'node:module';
 import type * as YamlModule from 'yaml';
-
-let loaded: typeof YamlModule | undefined;
+import { dependency } from './dependencies.ts';
 
 export function yaml(): typeof YamlModule {
-  loaded ??= (typeof require === 'function' ? require('yaml') : createRequire(import.meta.url)('yaml')) as typeof YamlModule;
-  return loaded;
+  return dependency('yaml');
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { readConfig, envTable } from '../../agent/config/index.ts';
 import { computeHealth } from '../../agent/health/compute-health.ts';
-import { declaredPlaceholders, fillTemplate, templateText } from '../../agent/bootstrap/index.ts';
+import { declaredPlaceholders, fillTemplate, templateText } from '../../relay/index.ts';
 import { generatedDocs } from '../../agent/docs.ts';
 import { AgentError } from '../../agent/errors.ts';
 import { repoRoot } from '../helpers/envoy.ts';

@@ -1,9 +1,9 @@
 /**
- * Bootstrap templates: data files in bootstrap-templates/. The bundle inlines them (scripts/build.ts defines
+ * Relay mode's bootstrap template: a data file in bootstrap-templates/. The bundle inlines them (scripts/build.ts defines
  * __AGENT_TEMPLATES__), so the single binary needs no files beside it; from sources they are read from disk.
  */
 import { readFileSync } from 'node:fs';
-import { yaml } from '../system/yaml.ts';
+import { yaml } from '../agent/system/index.ts';
 
 declare const __AGENT_TEMPLATES__: Readonly<Record<string, string>> | undefined;
 
@@ -15,7 +15,7 @@ export function templateText(name: TemplateName): string {
     const inlined = __AGENT_TEMPLATES__[name];
     if (inlined !== undefined) return inlined;
   }
-  return readFileSync(new URL(`../../bootstrap-templates/${name}.yaml`, import.meta.url), 'utf8');
+  return readFileSync(new URL(`../bootstrap-templates/${name}.yaml`, import.meta.url), 'utf8');
 }
 
 /** Placeholder names a template declares in its header comment (`#   ${NAME} ...`). */

@@ -1,0 +1,11 @@
+export { Counter, Gauge, Histogram, Registry, createAgentMetrics } from './agent-metrics.ts';
+export type { AgentMetrics } from './agent-metrics.ts';
+export { computeDelta } from './delta.ts';
+export type { Snapshot } from './delta.ts';
+export { fetchMetricsExtension } from './metrics-extension.ts';
+export { PrometheusParseError, escapeLabelValue, parseLabels, parsePrometheus, formatValue, renderPrometheus } from './prometheus-text.ts';
+export type { ScalarType, HistogramSample, Family, ParseOptions } from './prometheus-text.ts';
+export { APPMESH_FAMILY_PREFIX, NAMING, SERVICE_CONNECT_METRICS, METRICS_EXTENSION_STATS_FILTER, deriveServiceConnectMetrics, renderMetricsDoc } from './service-connect-metrics.ts';
+export type { MetricLabels } from './service-connect-metrics.ts';
+export { StatsSnapshotter } from './stats-snapshotter.ts';
+export type { Delta } from './stats-snapshotter.ts';

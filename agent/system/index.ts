@@ -1,0 +1,9 @@
+export { RUNTIME_LOCK, isSocketLive, freeSocketPath, claimRuntime } from './claims.ts';
+export type { Claim, ClaimedPaths } from './claims.ts';
+export { fetchJson, localInterfaces, supportedIpFamilies, collectPlatform } from './collect-platform.ts';
+export type { Platform, TaskMetadata, CollectOptions } from './collect-platform.ts';
+export { dependencyPackages, dependency } from './dependencies.ts';
+export { writeFileAtomic, ensureDirectory, randomName } from './files.ts';
+export { yaml } from './yaml.ts';
+export { deadlineSignal, deadlinePassed, httpUrlTarget, openRequest, requestText } from './http.ts';
+export type { HttpTarget, HttpRequest, HttpTextResponse } from './http.ts';
