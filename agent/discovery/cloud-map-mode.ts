@@ -36,7 +36,7 @@ import { Discovery } from './discovery.ts';
 import { ProblemLog } from './problem-log.ts';
 import { deregisterAll, deregisterOne, registerOne, registerTask, type Registration } from './registration.ts';
 import { DNS_NAME, validateServiceConnectConfig, type ScConfig } from './service-connect-config.ts';
-import { NAMING } from '../stats/service-connect-metrics.ts';
+import { NAMING } from '../stats/index.ts';
 import { ATTRIBUTES, callTarget, hostsEntries, VipAllocator, type DiscoverySnapshot } from './snapshot.ts';
 
 /** The whole deregistration at stop, every instance at once. With drain (20 s) and Envoy's stop (5 s), inside ECS's 30 s. */
