@@ -1,6 +1,7 @@
 /**
  * Benchmark: Cloud Map mode at fleet scale, scaled down. Prints figures; asserts nothing.
- *   npm run build:binary && node bench/cloud-map-fleet.ts [--agents 10] [--services 100] [--steady-s 60] [--quota-scale K/1000]
+ *   npm run build:binary && node bench/cloud-map-fleet.ts [--agents 10] [--services 100] [--instances-per-service 10] [--steady-s 60]
+ *     [--quota-scale K/1000] [--not-in-use-timeout-s 60]
  *
  * K real agents (the single executable, each with its own Envoy) discover one namespace of N services in moto,
  * through a small proxy that plays Cloud Map's account-wide throttling, scaled to K/1,000 of the real quotas
@@ -9,9 +10,12 @@
  * `RequestLimitExceeded` answer Cloud Map gives. Other operations are counted, not limited (Cloud Map documents no
  * quota for them).
  *
+ * The namespace holds N services × --instances-per-service (10) instances: with 100 services, the 1,000 instances of a
+ * fleet of 1,000 tasks, which is the fleet each agent estimates and budgets for (docs/cloud-map.md, "Scale").
+ *
  * Every agent calls the same three services ("in use": a request to each every 500 ms through its own Envoy); the
- * rest are "not in use". Propagation is timed from RegisterInstance returning to the new endpoint's address showing
- * in each agent's Envoy (/clusters on its admin socket), for single changes and for a burst of 20 at once.
+ * rest are "not in use". Propagation is timed from RegisterInstance returning to the new endpoint showing in each
+ * agent's Envoy (its cluster's membership_total on the admin socket), for single changes and for a burst of 20 at once.
  * Calls are told apart per agent by the access key each one signs with.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -28,12 +32,14 @@ import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort } from '../test/helpers/apps.ts';
 
 const { values: args } = parseArgs({
-  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' } },
+  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'instances-per-service': { type: 'string', default: '10' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' }, 'not-in-use-timeout-s': { type: 'string', default: '60' } },
 });
 const K = Number(args.agents);
 const N = Number(args.services);
 const steadyS = Number(args['steady-s']);
 const IN_USE = 3;
+/** Instances per service: 100 services × 10 is the namespace of a fleet of 1,000 tasks, the fleet the agents estimate (and the quotas are scaled to). */
+const PER_SERVICE = Number(args['instances-per-service']);
 
 const envoy = findEnvoy();
 if (envoy === null) throw new Error('Envoy not found: run npm run setup');
@@ -118,8 +124,7 @@ async function app(ip: string, port: number): Promise<void> {
   servers.push(s);
 }
 const appPort = await freePort();
-await app('127.0.5.1', appPort);
-await app('127.0.5.2', appPort);
+for (let i = 1; i <= PER_SERVICE; i++) await app(`127.0.5.${i}`, appPort);
 await moto.createNamespace('fleet.local');
 const ns = (await moto.client.send(new ListNamespacesCommand({}))).Namespaces?.find((n) => n.Name === 'fleet.local');
 if (!ns?.Id) throw new Error('no namespace');
@@ -129,9 +134,9 @@ for (let s = 0; s < N; s++) {
   const id = (await moto.client.send(new CreateServiceCommand({ Name: `svc${s}`, NamespaceId: ns.Id }))).Service?.Id;
   if (!id) throw new Error('no service');
   serviceIds.push(id);
-  for (const i of [1, 2]) await moto.client.send(new RegisterInstanceCommand({ ServiceId: id, InstanceId: `base-${i}`, Attributes: attrs(`svc${s}`, `127.0.5.${i}`) }));
+  for (let i = 1; i <= PER_SERVICE; i++) await moto.client.send(new RegisterInstanceCommand({ ServiceId: id, InstanceId: `base-${i}`, Attributes: attrs(`svc${s}`, `127.0.5.${i}`) }));
 }
-log(`namespace fleet.local: ${N} services × 2 instances`);
+log(`namespace fleet.local: ${N} services × ${PER_SERVICE} instances`);
 
 // ── K agents, each a pure client of the namespace ───────────────────────────────────────────────────────────
 interface FleetAgent {
@@ -274,20 +279,30 @@ const totalRate = perAgentRate.reduce((s, x) => s + x, 0);
 
 // ── Propagation ─────────────────────────────────────────────────────────────────────────────────────────────
 let nextIp = 1;
-/** Registers a new instance of svcS; resolves with, per agent, ms until its Envoy lists the address (or NaN). */
+/** Instances of each service whose RegisterInstance returned. */
+const registered = new Map<number, number>();
+/**
+ * Registers a new instance of svcS; resolves with, per agent, ms until its Envoy has it. Envoy's
+ * `cluster.scout_http_svcS.membership_total` is read (a small /stats answer; reading every agent's whole /clusters
+ * every 50 ms loaded the 2 cores and inflated the figures): once it reaches the instances registered when this one
+ * returned, the agent fetched after this registration, so this instance is in.
+ */
 async function change(s: number, timeoutMs: number): Promise<number[]> {
   const ip = `127.0.6.${nextIp++}`;
   await app(ip, appPort);
   await moto.client.send(new RegisterInstanceCommand({ ServiceId: serviceIds[s], InstanceId: `new-${ip}`, Attributes: attrs(`svc${s}`, ip) }));
   const t0 = performance.now();
+  const expected = (registered.get(s) ?? PER_SERVICE) + 1;
+  registered.set(s, expected);
   const seen = new Map<string, number>();
   while (seen.size < live && performance.now() - t0 < timeoutMs) {
     await Promise.all(
       agents
         .filter((a) => !seen.has(a.id))
         .map(async (a) => {
-          const clusters = await get({ socketPath: join(a.dir, 'envoy.sock'), path: '/clusters' });
-          if (clusters.body.includes(`::${ip}:${appPort}::`)) seen.set(a.id, performance.now() - t0);
+          const stats = await get({ socketPath: join(a.dir, 'envoy.sock'), path: `/stats?filter=${encodeURIComponent(`^cluster\\.scout_http_svc${s}\\.membership_total$`)}` });
+          const value = Number(/: (\d+)/.exec(stats.body)?.[1] ?? 0);
+          if (value >= expected) seen.set(a.id, performance.now() - t0);
         }),
     );
     await sleep(50);
@@ -299,7 +314,7 @@ let missed = 0;
 for (let i = 0; i < 10; i++) {
   log(`single change ${i + 1} of 10`);
   const inUse = await change(i % IN_USE, 60_000);
-  const notInUse = await change(IN_USE + ((i * 7) % (N - IN_USE)), 60_000);
+  const notInUse = await change(IN_USE + ((i * 7) % (N - IN_USE)), Number(args['not-in-use-timeout-s']) * 1000);
   missed += [...inUse, ...notInUse].filter((x) => Number.isNaN(x)).length;
   single.inUse.push(...inUse.filter((x) => !Number.isNaN(x)));
   single.notInUse.push(...notInUse.filter((x) => !Number.isNaN(x)));

@@ -108,6 +108,8 @@ export interface Config {
     readonly taskId: string | null;
     readonly availabilityZone: string | null;
     readonly pollIntervalMs: number;
+    /** APPNET_CLOUD_MAP_QUOTA_PERCENT as a fraction. */
+    readonly quotaShare: number;
     readonly vipCidr: string;
   } | null;
   /** Variables with the agent's prefixes that are not in the table (likely typos); logged as a warning. */
@@ -416,6 +418,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
       taskId: get<string>('APPNET_TASK_ID') ?? null,
       availabilityZone: get<string>('APPNET_AVAILABILITY_ZONE') ?? null,
       pollIntervalMs: need('APPNET_CLOUD_MAP_POLL_INTERVAL_MS'),
+      quotaShare: need<number>('APPNET_CLOUD_MAP_QUOTA_PERCENT') / 100,
       vipCidr: need('APPNET_VIP_CIDR'),
     };
   }

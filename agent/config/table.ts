@@ -391,7 +391,16 @@ export const envTable: readonly EnvVar[] = [
     default: '1000',
     unit: 'ms',
     scope: 'cloudmap',
-    doc: 'Cloud Map mode: how often the namespace revision is polled. One DiscoverInstancesRevision call per service per poll; instances are fetched only when a revision changes.',
+    doc: 'Cloud Map mode: the poll interval. Services the task calls are checked at most once a poll, others up to 5 a poll round robin, both within the fleet budget (APPNET_CLOUD_MAP_QUOTA_PERCENT); instances are fetched only when a revision changed (docs/cloud-map.md, "Scale").',
+    vsReference: 'new',
+  },
+  {
+    name: 'APPNET_CLOUD_MAP_QUOTA_PERCENT',
+    parser: integer(1, 100),
+    default: '40',
+    unit: '%',
+    scope: 'cloudmap',
+    doc: "Cloud Map mode: the share of the account's Cloud Map quotas (DiscoverInstances 1,000/s, DiscoverInstancesRevision 3,000/s per Region) the whole fleet of agents may use. Each agent takes this share divided by the fleet, which it estimates as the number of instances in the namespace (docs/cloud-map.md, \"Scale\").",
     vsReference: 'new',
   },
   {

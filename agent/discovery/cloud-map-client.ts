@@ -18,8 +18,11 @@ export interface CloudMap {
   findNamespace(nameOrArn: string, signal?: AbortSignal): Promise<NamespaceRef | null>;
   /** false only when Cloud Map says the namespace does not exist (NamespaceNotFound). */
   namespaceExists(namespaceId: string, signal?: AbortSignal): Promise<boolean>;
-  /** The namespace's services, in the order Cloud Map lists them (creation order). */
-  listServices(namespaceId: string, signal?: AbortSignal): Promise<Array<{ id: string; name: string }>>;
+  /**
+   * The namespace's services, in the order Cloud Map lists them (creation order), with Cloud Map's InstanceCount
+   * when it gives one (AWS does; moto does not).
+   */
+  listServices(namespaceId: string, signal?: AbortSignal): Promise<Array<{ id: string; name: string; instanceCount?: number }>>;
   /** Creates the service, or returns the id of the one that exists already (Cloud Map's ServiceAlreadyExists). */
   createService(namespaceId: string, name: string, signal?: AbortSignal): Promise<string>;
   deleteService(serviceId: string, signal?: AbortSignal): Promise<void>;
@@ -84,18 +87,18 @@ export async function createCloudMapClient(settings: { region: string }): Promis
       }
     },
     async listServices(namespaceId, signal) {
-      const out: Array<{ id: string; name: string }> = [];
+      const out: Array<{ id: string; name: string; instanceCount?: number }> = [];
       let token: string | undefined;
       do {
         const page = await count('ListServices', () =>
           client.send(new sdk.ListServicesCommand({ NextToken: token, MaxResults: 100, Filters: [{ Name: 'NAMESPACE_ID', Values: [namespaceId], Condition: 'EQ' }] }), opts(signal)),
         );
-        for (const s of page.Services ?? []) if (s.Id && s.Name) out.push({ id: s.Id, name: s.Name });
+        for (const s of page.Services ?? []) if (s.Id && s.Name) out.push({ id: s.Id, name: s.Name, ...(typeof s.InstanceCount === 'number' ? { instanceCount: s.InstanceCount } : {}) });
         token = page.NextToken;
       } while (token);
       // Some emulators ignore the filter. A service seen for the first time is checked once with GetService (its
       // namespace never changes), so the steady state costs nothing extra.
-      const kept: Array<{ id: string; name: string }> = [];
+      const kept: Array<{ id: string; name: string; instanceCount?: number }> = [];
       for (const s of out) {
         let ns = namespaceOf.get(s.id);
         if (ns === undefined) {

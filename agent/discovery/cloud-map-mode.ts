@@ -36,6 +36,7 @@ import { Discovery } from './discovery.ts';
 import { ProblemLog } from './problem-log.ts';
 import { deregisterAll, deregisterOne, registerOne, registerTask, type Registration } from './registration.ts';
 import { DNS_NAME, validateServiceConnectConfig, type ScConfig } from './service-connect-config.ts';
+import { NAMING } from '../stats/index.ts';
 import { ATTRIBUTES, callTarget, hostsEntries, VipAllocator, type DiscoverySnapshot } from './snapshot.ts';
 
 /** The whole deregistration at stop, every instance at once. With drain (20 s) and Envoy's stop (5 s), inside ECS's 30 s. */
@@ -44,6 +45,10 @@ export const DEREGISTER_DEADLINE_MS = 3000;
 const VERDICT_WAIT_MS = 5000;
 /** Retries of an update that could not be applied: 1 s, doubling, at most this. */
 const MAX_RETRY_DELAY_MS = 15_000;
+/** A service is in use while Envoy saw a request or connection to it in this time. */
+const IN_USE_WINDOW_MS = 60_000;
+/** How often Envoy's per-cluster traffic counters are read to tell which services are in use. */
+const IN_USE_READ_EVERY_MS = 1000;
 /** At most one re-registration of the same instance in this time (Cloud Map's reads may lag its writes). */
 const REREGISTER_MIN_INTERVAL_MS = 5000;
 
@@ -179,6 +184,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
       cloudMap,
       namespace,
       pollIntervalMs: cm.pollIntervalMs,
+      quotaShare: cm.quotaShare,
       logger,
       problems: problemLog,
       onChange: (snapshot) => apply(snapshot),
@@ -323,9 +329,45 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
     return applying;
   };
 
+  /**
+   * The services this task calls: those whose outbound cluster's upstream_rq_total or upstream_cx_total moved in
+   * the last IN_USE_WINDOW_MS (Envoy's admin, local, no Cloud Map call).
+   */
+  const trafficSeen = new Map<string, { value: number; atMs: number }>();
+  let lastTrafficReadMs = 0;
+  const readInUse = async (snapshot: DiscoverySnapshot) => {
+    if (envoy === null || Date.now() - lastTrafficReadMs < IN_USE_READ_EVERY_MS) return;
+    lastTrafficReadMs = Date.now();
+    let stats: Array<{ name: string; value: number }>;
+    try {
+      stats = await envoy.admin.stats('^cluster\\.scout_.*\\.upstream_(rq|cx)_total$', { timeoutMs: 1000 });
+    } catch {
+      return; // Envoy not answering: keep the last view
+    }
+    const byCluster = new Map<string, number>();
+    for (const st of stats) {
+      const m = /^cluster\.(.+)\.upstream_(?:rq|cx)_total$/.exec(st.name);
+      if (m !== null) byCluster.set(m[1] as string, (byCluster.get(m[1] as string) ?? 0) + st.value);
+    }
+    const now = Date.now();
+    const inUse: string[] = [];
+    for (const [name, service] of snapshot.services) {
+      const value = byCluster.get(NAMING.outboundCluster(service.protocol, name));
+      if (value === undefined) continue;
+      const seen = trafficSeen.get(name);
+      // A counter that moved (or went back to zero with a new Envoy) is traffic; the first reading of a non-zero one too.
+      if (seen === undefined ? value > 0 : value !== seen.value) trafficSeen.set(name, { value, atMs: now });
+      else if (seen === undefined) trafficSeen.set(name, { value, atMs: 0 });
+      if (now - (trafficSeen.get(name)?.atMs ?? 0) < IN_USE_WINDOW_MS) inUse.push(name);
+    }
+    for (const name of trafficSeen.keys()) if (!snapshot.services.has(name)) trafficSeen.delete(name);
+    discovery.setInUse(inUse);
+  };
+
   /** Every poll: retry what could not be applied; register this task's instances again when they went. */
   const afterPoll = async (snapshot: DiscoverySnapshot) => {
     metrics?.cloudMapSkippedNow.set(problemLog.size);
+    await readInUse(snapshot);
     if (pending !== null && Date.now() >= pending.nextAtMs) await apply(snapshot);
     if (stopping) return;
     for (const r of registered) {

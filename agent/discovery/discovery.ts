@@ -1,14 +1,22 @@
 /**
  * Discovery: keeps a snapshot of every service in the namespace and its endpoints, and reports changes.
  *
- * Each poll makes a bounded number of Cloud Map calls, whatever the size of the namespace:
- * - the revisions (DiscoverInstancesRevision) of at most `revisionChecksPerPoll` services, round robin, and the
- *   instances (DiscoverInstances) of those whose revision changed;
- * - every `listEveryPolls` polls, ListServices (one call per 100 services), to find services that appeared or went;
- * - every `refetchEveryPolls` polls, the round-robin batch fetches instances instead of revisions, so a change that
- *   leaves the revision equal (possible with some emulators) is still seen.
- * With more services than fit in one poll, a change takes proportionally longer to be seen; the call rate does not
- * grow.
+ * The call model (docs/cloud-map.md, "Scale"):
+ * - Services in use (the mode tells which from Envoy's per-cluster traffic, setInUse) are checked first, each at
+ *   most once per poll interval, as often as the budget allows: a DiscoverInstances (the instances directly) when
+ *   its budget has a token, else a DiscoverInstancesRevision, and the instances only when the revision changed.
+ * - The other services are checked round robin with what the budget leaves, at most `revisionChecksPerPoll` a
+ *   poll.
+ * - The service list (ListServices) is read every `listEveryMs`, to find services that appeared or went; where
+ *   Cloud Map gives each service's InstanceCount (AWS does, moto does not), a service whose count moved since the
+ *   last list is fetched at once: the namespace-wide change signal for instances registered or deregistered.
+ * - The budget: this agent's share of the account's quotas, `quotaShare` × quota ÷ the fleet, where the fleet is
+ *   estimated as the number of instances in the namespace (one a task and service). Token buckets at those rates;
+ *   with a small fleet, the natural rate (`revisionChecksPerPoll` a poll) is the ceiling.
+ * - Every wait is jittered (±20 %; the first one uniform over a poll interval), so agents started together do not
+ *   poll in step.
+ * - Services never fetched (start-up cut short by throttling) are fetched first, at most `revisionChecksPerPoll`
+ *   a poll, outside the budget (Cloud Map's own throttling paces them).
  *
  * Failures stay where they happen:
  * - A service Cloud Map no longer knows (ServiceNotFound) keeps its last known endpoints, is reported once, and
@@ -16,8 +24,8 @@
  *   no longer has is removed (its instances were deregistered first, as Cloud Map requires).
  * - A namespace that is gone (NamespaceNotFound) keeps every service as last known, is reported in warnings(), and
  *   is looked up by name at every poll until it exists again (possibly with a new id).
- * - Any other error (throttling, timeouts, Cloud Map down) keeps the last known endpoints, and the poll interval
- *   doubles up to 30 s until a call succeeds again.
+ * - Any other error (throttling, timeouts, Cloud Map down) keeps the last known endpoints, and the wait doubles
+ *   (with jitter) up to 30 s until a call succeeds again; throttling also empties the budget's buckets.
  * Never an empty cluster because Cloud Map failed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,10 +45,47 @@ export interface DiscoveryOptions {
   /** After every poll, changed or not (retries of what could not be applied, self-healing). */
   readonly afterPoll?: (snapshot: DiscoverySnapshot) => Promise<void>;
   readonly revisionChecksPerPoll?: number;
-  readonly listEveryPolls?: number;
+  /** How often the service list is read; default 10 polls. */
+  readonly listEveryMs?: number;
   readonly refetchEveryPolls?: number;
   readonly maxBackoffMs?: number;
+  /** The share of the account's quotas the whole fleet may use, 0 to 1; default DEFAULT_QUOTA_SHARE. */
+  readonly quotaShare?: number;
+  /** How long the start-up discovery retries throttled calls before going on with what it has; default 20 s. */
+  readonly startDeadlineMs?: number;
   readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/** Cloud Map's documented account quotas per Region (calls/s): DiscoverInstances 1,000 (bucket 2,000), DiscoverInstancesRevision 3,000. */
+export const CLOUD_MAP_QUOTAS = { discoverInstances: 1000, discoverInstancesRevision: 3000 } as const;
+export const DEFAULT_QUOTA_SHARE = 0.4;
+
+/** A token bucket at a rate that changes with the fleet estimate. */
+class Tokens {
+  tokens = 1;
+  #at: number;
+  constructor(now: number) {
+    this.#at = now;
+  }
+  refill(ratePerS: number, capacity: number, now: number): void {
+    this.tokens = Math.min(Math.max(capacity, 1), this.tokens + ((now - this.#at) / 1000) * ratePerS);
+    this.#at = now;
+  }
+  take(): boolean {
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** The budget a fleet of `fleet` agents gives each one (calls/s), capped by the natural rate. */
+export function perAgentBudget(fleet: number, share: number, naturalPerS: number): { revisionPerS: number; instancesPerS: number } {
+  const n = Math.max(1, fleet);
+  return {
+    revisionPerS: Math.min(naturalPerS, (share * CLOUD_MAP_QUOTAS.discoverInstancesRevision) / n),
+    instancesPerS: Math.min(naturalPerS, (share * CLOUD_MAP_QUOTAS.discoverInstances) / n),
+  };
 }
 
 interface Tracked {
@@ -51,6 +96,12 @@ interface Tracked {
   instances: Map<string, string | null>;
   /** Since when Cloud Map answers ServiceNotFound for it (epoch ms), or null. */
   missingSinceMs: number | null;
+  /** Whether its instances were fetched at least once. */
+  fetched: boolean;
+  /** When it is next due for a check while in use (epoch ms). */
+  dueMs: number;
+  /** Cloud Map's InstanceCount at the last list (AWS gives it; moto does not), or null. */
+  listedCount: number | null;
 }
 
 class NamespaceGone extends Error {
@@ -71,12 +122,51 @@ export class Discovery {
   #namespaceMissingSinceMs: number | null = null;
   #listSoon = false;
   readonly #refetchSoon = new Set<string>();
+  readonly #random: () => number;
+  #inUse = new Set<string>();
+  #lastListMs = 0;
+  #lastColdMs = 0;
+  readonly #revisionTokens: Tokens;
+  readonly #instanceTokens: Tokens;
+  #throttledUntilMs = 0;
 
   constructor(opts: DiscoveryOptions) {
     this.#opts = opts;
     this.#namespace = opts.namespace;
     this.#now = opts.now ?? Date.now;
+    this.#random = opts.random ?? Math.random;
     this.#problems = opts.problems ?? new ProblemLog({ logger: opts.logger });
+    this.#revisionTokens = new Tokens(this.#now());
+    this.#instanceTokens = new Tokens(this.#now());
+  }
+
+  /** The services this task calls (Envoy saw traffic to them): checked first and most often. */
+  setInUse(names: Iterable<string>): void {
+    const next = new Set(names);
+    for (const name of next) {
+      const t = this.#tracked.get(name);
+      // Due at once, plus a random part of a poll, so services that come into use together are not checked in step.
+      if (t !== undefined && !this.#inUse.has(name)) t.dueMs = this.#now() + this.#random() * this.#opts.pollIntervalMs;
+    }
+    this.#inUse = next;
+  }
+
+  /** The fleet as this agent estimates it: the instances in the namespace (one a task and service it serves). */
+  fleetEstimate(): number {
+    let n = 0;
+    for (const t of this.#tracked.values()) n += t.instances.size;
+    return Math.max(1, n);
+  }
+
+  /** What this agent may spend now (calls/s), and how often a service in use is checked (ms). */
+  budget(): { fleet: number; revisionPerS: number; instancesPerS: number; inUseEveryMs: number } {
+    const fleet = this.fleetEstimate();
+    const poll = this.#opts.pollIntervalMs;
+    const b = perAgentBudget(fleet, this.#opts.quotaShare ?? DEFAULT_QUOTA_SHARE, ((this.#opts.revisionChecksPerPoll ?? 5) * 1000) / poll);
+    const inUse = [...this.#inUse].filter((n) => this.#tracked.has(n)).length;
+    // Services in use get at most 90 % of the budget, so the others are still checked, slowly.
+    const inUseEveryMs = inUse === 0 ? poll : Math.max(poll, (inUse * 1000) / (0.9 * (b.revisionPerS + b.instancesPerS)));
+    return { fleet, ...b, inUseEveryMs };
   }
 
   get namespace(): NamespaceRef {
@@ -121,14 +211,43 @@ export class Discovery {
     return out;
   }
 
-  /** Lists the namespace and fetches every service's instances once. */
+  /**
+   * Lists the namespace and fetches every service's instances once. Throttled calls are retried with jittered
+   * backoff until `startDeadlineMs`; then it goes on with what it has (services not fetched yet are fetched first
+   * by the polls, and the list is read at the first poll when it could not be). Other errors are thrown.
+   */
   async initial(signal?: AbortSignal): Promise<DiscoverySnapshot> {
-    await this.#list(signal);
-    for (const name of [...this.#tracked.keys()]) await this.#fetch(name, signal);
+    const deadline = this.#now() + (this.#opts.startDeadlineMs ?? 20_000);
+    let waitMs = 250;
+    let throttled = 0;
+    const retrying = async <T>(call: () => Promise<T>): Promise<T | undefined> => {
+      for (;;) {
+        try {
+          return await call();
+        } catch (err) {
+          if (!isThrottling(err) || signal?.aborted) throw err;
+          throttled += 1;
+          if (this.#now() + waitMs > deadline) return undefined;
+          await sleep(waitMs * (0.5 + this.#random() / 2), undefined, signal ? { signal } : {});
+          waitMs = Math.min(waitMs * 2, 4000);
+        }
+      }
+    };
+    const listed = await retrying(() => this.#list(signal, false));
+    if (listed === undefined) this.#listSoon = true;
+    for (const name of [...this.#tracked.keys()]) {
+      if ((await retrying(() => this.#fetch(name, signal))) === undefined) break;
+      waitMs = Math.max(250, waitMs / 2);
+    }
+    const missing = [...this.#tracked.values()].filter((t) => !t.fetched).length;
+    if (throttled > 0) {
+      this.#opts.logger.warn('Cloud Map throttled the start-up discovery; going on with what it has and fetching the rest in the polls', { throttled, services: this.#tracked.size, notFetchedYet: missing, listed: listed !== undefined });
+    }
+    this.#lastListMs = this.#now();
     return this.snapshot();
   }
 
-  async #list(signal?: AbortSignal): Promise<boolean> {
+  async #list(signal?: AbortSignal, fetchNew = false): Promise<boolean> {
     const services = await this.#opts.cloudMap.listServices(this.#namespace.id, signal).catch((err: unknown) => {
       throw isNotFound(err, 'Namespace') ? new NamespaceGone() : err;
     });
@@ -148,13 +267,20 @@ export class Discovery {
       names.add(s.name);
       const t = this.#tracked.get(s.name);
       if (t === undefined) {
-        this.#tracked.set(s.name, { id: s.id, revision: null, service: readService(s.name, []).service, instances: new Map(), missingSinceMs: null });
-        await this.#fetch(s.name, signal);
+        this.#tracked.set(s.name, { id: s.id, revision: null, service: readService(s.name, []).service, instances: new Map(), missingSinceMs: null, fetched: false, dueMs: 0, listedCount: s.instanceCount ?? null });
+        if (fetchNew) await this.#fetch(s.name, signal);
         changed = true;
       } else if (t.id !== s.id) {
         // Deleted and created again (or the namespace was): fetch from the new one.
         t.id = s.id;
+        t.listedCount = s.instanceCount ?? null;
         changed = (await this.#fetch(s.name, signal)) || changed;
+      } else if (s.instanceCount !== undefined) {
+        // The namespace-wide change signal: a service whose InstanceCount moved since the last list had instances
+        // registered or deregistered; fetch it at once instead of waiting for its turn. (Same-count replacements and
+        // attribute changes are left to the revision checks.)
+        if (t.listedCount !== null && t.listedCount !== s.instanceCount && t.fetched) this.#refetchSoon.add(s.name);
+        t.listedCount = s.instanceCount;
       }
     }
     this.#problems.set('service list', problems);
@@ -189,6 +315,7 @@ export class Discovery {
     }
     if (t.missingSinceMs !== null) this.#opts.logger.info('a Cloud Map service is found again', { service: name });
     t.missingSinceMs = null;
+    t.fetched = true;
     // The revision the instances are at, so the next revision check compares with what was fetched.
     t.revision = result.revision;
     t.instances = new Map(result.instances.filter((i) => typeof i.InstanceId === 'string').map((i) => [i.InstanceId as string, i.Attributes?.[ATTRIBUTES.taskId] ?? null]));
@@ -199,16 +326,46 @@ export class Discovery {
     return changed;
   }
 
+  /** A revision check of one service, and its instances when the revision changed. */
+  async #check(name: string, signal?: AbortSignal): Promise<boolean> {
+    const t = this.#tracked.get(name);
+    if (t === undefined) return false;
+    if (t.missingSinceMs !== null) return this.#fetch(name, signal);
+    let revision: number | null;
+    try {
+      revision = await this.#opts.cloudMap.discoverRevision(this.#namespace.name, name, signal);
+    } catch (err) {
+      if (isNotFound(err, 'Namespace')) throw new NamespaceGone();
+      if (!isNotFound(err, 'Service')) throw err;
+      revision = null; // #fetch reports it and keeps the last known endpoints
+    }
+    if (revision !== null && revision === t.revision) return false;
+    this.#instanceTokens.tokens -= 1; // the fetch a change needs is made whatever the budget; it is paid for later
+    return this.#fetch(name, signal);
+  }
+
   /**
-   * One poll. A service Cloud Map does not find is handled in #fetch and does not stop the others; any other error
-   * (throttling, a timeout, Cloud Map down) is Cloud Map's as a whole and ends the poll (backoff), keeping what
-   * this poll changed so far.
+   * One wake of the loop (docs at the top): the list when due, services never fetched, services in use that are
+   * due, and, once a poll interval, other services round robin with what the budget leaves. A service Cloud Map
+   * does not find is handled in #fetch and does not stop the others; any other error (throttling, a timeout, Cloud
+   * Map down) is Cloud Map's as a whole and ends the wake (backoff), keeping what it changed so far.
    */
   async pollOnce(signal?: AbortSignal): Promise<boolean> {
-    this.#poll += 1;
-    if (this.#namespaceMissingSinceMs !== null) return this.#lookForNamespace(signal);
-    const listEvery = this.#opts.listEveryPolls ?? 10;
-    const refetchEvery = this.#opts.refetchEveryPolls ?? 30;
+    if (this.#namespaceMissingSinceMs !== null) {
+      this.#poll += 1;
+      return this.#lookForNamespace(signal);
+    }
+    const now = this.#now();
+    const poll = this.#opts.pollIntervalMs;
+    const perPoll = this.#opts.revisionChecksPerPoll ?? 5;
+    const budget = this.budget();
+    this.#revisionTokens.refill(budget.revisionPerS, budget.revisionPerS * (poll / 1000) * 2, now);
+    this.#instanceTokens.refill(budget.instancesPerS, budget.instancesPerS * (poll / 1000) * 2, now);
+    const coldDue = now - this.#lastColdMs >= poll * 0.8;
+    if (coldDue) {
+      this.#poll += 1;
+      this.#lastColdMs = now;
+    }
     let changed = false;
     const attempt = async (what: () => Promise<boolean>) => {
       try {
@@ -219,35 +376,50 @@ export class Discovery {
       }
     };
     try {
-      if (this.#poll % listEvery === 0 || this.#listSoon) {
+      if (now - this.#lastListMs >= (this.#opts.listEveryMs ?? poll * 10) || this.#listSoon) {
         this.#listSoon = false;
+        this.#lastListMs = now;
         await attempt(() => this.#list(signal));
       }
       for (const name of [...this.#refetchSoon]) {
         this.#refetchSoon.delete(name);
+        this.#instanceTokens.tokens -= 1; // paid for later: a known change is fetched whatever the budget
         await attempt(() => this.#fetch(name, signal));
       }
-      const names = [...this.#tracked.keys()].sort();
-      const batch = Math.min(this.#opts.revisionChecksPerPoll ?? 5, names.length);
-      const refetch = this.#poll % refetchEvery === 0;
-      for (let i = 0; i < batch; i++) {
-        const name = names[(this.#cursor + i) % names.length] as string;
-        const t = this.#tracked.get(name);
-        if (t === undefined) continue;
-        await attempt(async () => {
-          if (refetch || t.missingSinceMs !== null) return this.#fetch(name, signal);
-          let revision: number | null;
-          try {
-            revision = await this.#opts.cloudMap.discoverRevision(this.#namespace.name, name, signal);
-          } catch (err) {
-            if (isNotFound(err, 'Namespace')) throw new NamespaceGone();
-            if (!isNotFound(err, 'Service')) throw err;
-            revision = null; // #fetch reports it and keeps the last known endpoints
-          }
-          return revision === null || revision !== t.revision ? this.#fetch(name, signal) : false;
-        });
+      // Services never fetched (new, or left by a throttled start-up), a few a wake.
+      const unfetched = [...this.#tracked].filter(([, t]) => !t.fetched).map(([name]) => name).sort((x, y) => Number(this.#inUse.has(y)) - Number(this.#inUse.has(x)));
+      for (const name of unfetched.slice(0, perPoll)) await attempt(() => this.#fetch(name, signal));
+
+      // Services in use: each due one, while the budget has a token (instances first: no second call on a change).
+      const inUse = [...this.#inUse].map((name) => [name, this.#tracked.get(name)] as const).filter((e): e is readonly [string, Tracked] => e[1] !== undefined && e[1].fetched && e[1].dueMs <= now);
+      inUse.sort((x, y) => x[1].dueMs - y[1].dueMs);
+      for (const [name, t] of inUse) {
+        if (this.#instanceTokens.take()) await attempt(() => this.#fetch(name, signal));
+        else if (this.#revisionTokens.take()) await attempt(() => this.#check(name, signal));
+        else break;
+        // Due again one interval after it was due (not after now), so the interval holds on average.
+        t.dueMs = Math.max(t.dueMs + budget.inUseEveryMs, now + budget.inUseEveryMs / 2);
       }
-      this.#cursor = names.length === 0 ? 0 : (this.#cursor + batch) % names.length;
+
+      // The others, round robin, with the tokens above one kept for the services in use.
+      if (coldDue) {
+        const names = [...this.#tracked.keys()].filter((n) => !this.#inUse.has(n)).sort();
+        const reserve = this.#inUse.size > 0 ? 1 : 0;
+        const refetch = this.#poll % (this.#opts.refetchEveryPolls ?? 30) === 0;
+        let checked = 0;
+        while (checked < Math.min(perPoll, names.length) && this.#revisionTokens.tokens >= 1 + reserve) {
+          const name = names[(this.#cursor + checked) % names.length] as string;
+          checked += 1;
+          if (refetch && this.#instanceTokens.tokens >= 1 + reserve) {
+            this.#instanceTokens.take();
+            await attempt(() => this.#fetch(name, signal));
+          } else {
+            this.#revisionTokens.take();
+            await attempt(() => this.#check(name, signal));
+          }
+        }
+        this.#cursor = names.length === 0 ? 0 : (this.#cursor + checked) % names.length;
+      }
     } catch (err) {
       if (!(err instanceof NamespaceGone)) throw err;
       this.#namespaceMissingSinceMs = this.#now();
@@ -255,6 +427,24 @@ export class Discovery {
       return changed;
     }
     return changed;
+  }
+
+  /** When the loop wakes next: at the next poll, or earlier when a service in use is due; jittered ±20 %. */
+  #nextWakeMs(): number {
+    const poll = this.#opts.pollIntervalMs;
+    const now = this.#now();
+    let next = poll;
+    for (const name of this.#inUse) {
+      const t = this.#tracked.get(name);
+      if (t !== undefined && t.fetched) next = Math.min(next, Math.max(0, t.dueMs - now));
+    }
+    if (next < poll) {
+      // Due, but no token yet: wake when the first one is there.
+      const { revisionPerS, instancesPerS } = this.budget();
+      const untilToken = (tokens: number, rate: number) => (tokens >= 1 ? 0 : rate <= 0 ? Infinity : ((1 - tokens) / rate) * 1000);
+      next = Math.min(poll, Math.max(next, Math.min(untilToken(this.#revisionTokens.tokens, revisionPerS), untilToken(this.#instanceTokens.tokens, instancesPerS))));
+    }
+    return Math.max(100, next * (0.8 + 0.4 * this.#random()));
   }
 
   async #lookForNamespace(signal?: AbortSignal): Promise<boolean> {
@@ -267,7 +457,9 @@ export class Discovery {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    let waitMs = this.#opts.pollIntervalMs;
+    // The first wait is uniform over a poll interval: agents started together spread out.
+    let waitMs = this.#opts.pollIntervalMs * this.#random();
+    let backoffMs = this.#opts.pollIntervalMs;
     while (!signal.aborted) {
       try {
         await sleep(waitMs, undefined, { signal });
@@ -279,14 +471,23 @@ export class Discovery {
         changed = await this.pollOnce(signal);
         if (this.#failingSinceMs !== null) this.#opts.logger.info('Cloud Map answers again');
         this.#failingSinceMs = null;
+        backoffMs = this.#opts.pollIntervalMs;
         // While the namespace is gone, looking it up (one ListNamespaces) backs off to 5 s at most.
-        waitMs = this.#namespaceMissingSinceMs === null ? this.#opts.pollIntervalMs : Math.min(waitMs * 2, 5000);
+        waitMs = this.#namespaceMissingSinceMs === null ? this.#nextWakeMs() : Math.min(Math.max(waitMs, 500) * 2, 5000);
       } catch (err) {
         if (signal.aborted) return;
         changed = (err as { changed?: boolean }).changed === true;
-        waitMs = Math.min(waitMs * 2, this.#opts.maxBackoffMs ?? 30_000);
+        const throttled = isThrottling(err);
+        if (throttled) {
+          // The account is over its quota: spend nothing for a while.
+          this.#revisionTokens.tokens = Math.min(this.#revisionTokens.tokens, 0);
+          this.#instanceTokens.tokens = Math.min(this.#instanceTokens.tokens, 0);
+        }
+        backoffMs = Math.min(backoffMs * 2, this.#opts.maxBackoffMs ?? 30_000);
+        // Jittered ("equal jitter"): half the backoff fixed, half random, so throttled agents do not retry in step.
+        waitMs = backoffMs / 2 + (backoffMs / 2) * this.#random();
         if (this.#failingSinceMs === null) {
-          this.#opts.logger.warn('Cloud Map call failed; keeping the last known endpoints and backing off', { err, throttled: isThrottling(err), nextPollMs: waitMs });
+          this.#opts.logger.warn('Cloud Map call failed; keeping the last known endpoints and backing off', { err, throttled, nextPollMs: Math.round(waitMs) });
           this.#failingSinceMs = this.#now();
         }
       }
