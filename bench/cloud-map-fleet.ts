@@ -38,6 +38,7 @@ const K = Number(args.agents);
 const N = Number(args.services);
 const steadyS = Number(args['steady-s']);
 const IN_USE = 3;
+if (!(N > IN_USE) || !(K >= 1)) throw new Error(`--services must be more than ${IN_USE} (the services in use) and --agents at least 1: got --services ${args.services} --agents ${args.agents}`);
 /** Instances per service: 100 services × 10 is the namespace of a fleet of 1,000 tasks, the fleet the agents estimate (and the quotas are scaled to). */
 const PER_SERVICE = Number(args['instances-per-service']);
 
@@ -47,8 +48,10 @@ const started = await startMoto(null);
 if (started === null) throw new Error('moto not found: run npm run setup');
 const moto = started;
 const dir = mkdtempSync(join(tmpdir(), 'bench-fleet-'));
-const children: ChildProcess[] = [];
+// Killed at exit whatever happened, moto included (a run that throws must not leave an emulator behind).
+const children: ChildProcess[] = [moto.process];
 const servers: Server[] = [];
+for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => process.exit(130));
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
