@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stringify } from 'yaml';
+import { largeEnvoyBootstrap } from './large-envoy.ts';
 import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort, startApp } from '../test/helpers/apps.ts';
 import { httpRequest } from '../test/helpers/http.ts';
@@ -38,45 +38,7 @@ function percentile(xs: number[], p: number): number {
 
 const app = await startApp('bench app');
 const inbound = await freePort();
-const router = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' };
-const clusters = Array.from({ length: CLUSTERS }, (_, i) => ({
-  name: i === 0 ? 'scapp_http_web' : `scout_http_svc${i}`,
-  type: 'STATIC',
-  connect_timeout: '1s',
-  load_assignment: { cluster_name: i === 0 ? 'scapp_http_web' : `scout_http_svc${i}`, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: app.port } } } }] }] },
-}));
-writeFileSync(
-  join(dir, 'envoy.yaml'),
-  stringify({
-    admin: { address: { pipe: { path: join(dir, 'envoy-admin.sock') } } },
-    stats_flush_interval: '1s',
-    static_resources: {
-      clusters,
-      listeners: [
-        {
-          name: 'inbound_web',
-          traffic_direction: 'INBOUND',
-          address: { socket_address: { address: '127.0.0.1', port_value: inbound } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: 'envoy.filters.network.http_connection_manager',
-                  typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-                    stat_prefix: 'scin_http_web',
-                    route_config: { virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'scapp_http_web' } }] }] },
-                    http_filters: [{ name: 'envoy.filters.http.router', typed_config: router }],
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-    },
-  }),
-);
+writeFileSync(join(dir, 'envoy.yaml'), largeEnvoyBootstrap({ count: CLUSTERS, appPort: app.port, inboundPort: inbound, adminSocket: join(dir, 'envoy-admin.sock') }));
 
 // A bare Node 24 process that only listens on a socket: the memory baseline.
 const barePort = await freePort();

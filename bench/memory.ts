@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { largeEnvoyBootstrap } from './large-envoy.ts';
 import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort, startApp } from '../test/helpers/apps.ts';
 import { httpRequest } from '../test/helpers/http.ts';
@@ -229,44 +230,8 @@ if (only.has('clusters')) {
   const home = join(dir, 'clusters');
   mkdirSync(home, { recursive: true });
   const adminSock = join(home, 'envoy-admin.sock');
-  const router = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' };
-  const clusters = Array.from({ length: 1000 }, (_, i) => {
-    const name = i === 0 ? 'scapp_http_web' : `scout_http_svc${i}`;
-    return { name, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: app.port } } } }] }] } };
-  });
   const inbound = await freePort();
-  writeFileSync(
-    join(home, 'envoy.yaml'),
-    stringify({
-      admin: { address: { pipe: { path: adminSock } } },
-      stats_flush_interval: '1s',
-      static_resources: {
-        clusters,
-        listeners: [
-          {
-            name: 'inbound_web',
-            traffic_direction: 'INBOUND',
-            address: { socket_address: { address: '127.0.0.1', port_value: inbound } },
-            filter_chains: [
-              {
-                filters: [
-                  {
-                    name: 'envoy.filters.network.http_connection_manager',
-                    typed_config: {
-                      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-                      stat_prefix: 'scin_http_web',
-                      route_config: { virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'scapp_http_web' } }] }] },
-                      http_filters: [{ name: 'envoy.filters.http.router', typed_config: router }],
-                    },
-                  },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    }),
-  );
+  writeFileSync(join(home, 'envoy.yaml'), largeEnvoyBootstrap({ count: 1000, appPort: app.port, inboundPort: inbound, adminSocket: adminSock }));
   const a = startAgent('clusters', { ENVOY_CONFIG_FILE: join(home, 'envoy.yaml') });
   await until('the agent with 1,000 clusters to be HEALTHY', async () => (await status(a))['healthStatus'] === 'HEALTHY');
   for (let i = 0; i < 20; i++) await httpRequest({ host: '127.0.0.1', port: inbound }, '/');
