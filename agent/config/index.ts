@@ -3,3 +3,5 @@ export type { Config, ConfigIo, Env, Mode, AdminAddress, Tracing, CustomFile } f
 export { envTable, envTableByName, LOG_LEVELS } from './table.ts';
 export type { EnvVar, Scope, EnvoyLogLevel } from './table.ts';
 export { renderHelp, renderConfigurationDoc, effectiveConfiguration } from './docs.ts';
+export { isPort, isIpString, integer, ipv4Address, oneOf } from './parsers.ts';
+export type { Parser, Parsed } from './parsers.ts';

@@ -4,7 +4,7 @@
  * their ECS definitions. validateServiceConnectConfig checks it by ECS's rules and returns one message per
  * violation. Pure.
  */
-import { isPort } from '../config/parsers.ts';
+import { isPort } from '../config/index.ts';
 
 export type AppProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
 

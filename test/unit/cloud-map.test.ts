@@ -9,7 +9,7 @@ import { hostsEntries, LIMITS, readService, serviceFromInstances, VipAllocator, 
 import { ProblemLog } from '../../agent/discovery/problem-log.ts';
 import { applyHostsBlock, renderHostsBlock, BEGIN_MARKER } from '../../agent/hosts/hosts-block.ts';
 import { renderResources } from '../../agent/bootstrap/render-resources.ts';
-import { instanceAttributes } from '../../agent/discovery/cloud-map-mode.ts';
+import { instanceAttributes } from '../../agent/modes/index.ts';
 import { validateBootstrap } from '../../agent/envoy/envoy-binary.ts';
 import { requireEnvoy } from '../helpers/envoy.ts';
 import { assertGolden } from '../helpers/golden.ts';

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { readConfig, envTable } from '../../agent/config/index.ts';
+import { relayMode } from '../../relay/index.ts';
 import { computeHealth } from '../../agent/health/compute-health.ts';
 import { declaredPlaceholders, fillTemplate, templateText } from '../../relay/index.ts';
 import { generatedDocs } from '../../agent/docs.ts';
@@ -85,7 +86,7 @@ test('every table row has a default its own parser accepts', () => {
 });
 
 test('health: LIVE is HEALTHY; anything else is UNHEALTHY with a reason (reference cases)', () => {
-  const base = { mode: 'ecs' as const, connected: true, disconnectedSinceMs: null, listenerCreateFailures: 0, nowMs: 0, disconnectedTimeoutMs: 3_600_000 };
+  const base = { watchesManagementServer: true, connected: true, disconnectedSinceMs: null, listenerCreateFailures: 0, nowMs: 0, disconnectedTimeoutMs: 3_600_000 };
   assert.deepEqual(computeHealth({ ...base, envoyState: 'LIVE' }), { status: 'HEALTHY', reasons: [] });
   assert.equal(computeHealth({ ...base, envoyState: 'UNREACHABLE' }).status, 'UNHEALTHY');
   assert.deepEqual(computeHealth({ ...base, envoyState: 'INITIALIZING' }).reasons, ['Envoy is INITIALIZING, not LIVE']);
@@ -94,7 +95,7 @@ test('health: LIVE is HEALTHY; anything else is UNHEALTHY with a reason (referen
   const disconnected = { ...base, envoyState: 'LIVE', connected: false, nowMs: 31 * day, disconnectedTimeoutMs: 7 * day };
   assert.equal(computeHealth({ ...disconnected, disconnectedSinceMs: 31 * day - 30 * 60_000 }).status, 'HEALTHY', 'disconnected 30 min');
   assert.equal(computeHealth({ ...disconnected, disconnectedSinceMs: day }).status, 'UNHEALTHY', 'disconnected 30 days');
-  assert.equal(computeHealth({ ...disconnected, mode: 'relay', disconnectedSinceMs: day }).status, 'HEALTHY', 'relay ignores the control plane');
+  assert.equal(computeHealth({ ...disconnected, watchesManagementServer: relayMode.watchesManagementServer, disconnectedSinceMs: day }).status, 'HEALTHY', 'relay ignores the control plane');
   assert.equal(computeHealth({ ...disconnected, connected: null, disconnectedSinceMs: null }).status, 'HEALTHY', 'never observed: disconnected since now, no crash');
 });
 

@@ -21,23 +21,33 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/index.ts';
-import { cloudMapXdsFiles } from '../bootstrap/index.ts';
-import { renderResources, type SelfTask } from '../bootstrap/render-resources.ts';
+import { cloudMapXdsFiles, renderResources, type SelfTask } from '../bootstrap/index.ts';
+import {
+  ATTRIBUTES,
+  callTarget,
+  createCloudMapClient,
+  deregisterAll,
+  deregisterOne,
+  Discovery,
+  DNS_NAME,
+  hostsEntries,
+  ProblemLog,
+  registerOne,
+  registerTask,
+  validateServiceConnectConfig,
+  VipAllocator,
+  type CloudMap,
+  type DiscoverySnapshot,
+  type NamespaceRef,
+  type Registration,
+  type ScConfig,
+} from '../discovery/index.ts';
 import { AgentError } from '../errors.ts';
-import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
-import { renderHostsBlock } from '../hosts/hosts-block.ts';
-import { writeHostsBlock } from '../hosts/hosts-file.ts';
+import { renderHostsBlock, writeHostsBlock } from '../hosts/index.ts';
 import type { Logger } from '../logger.ts';
-import type { ModeExtension, ModeExtensionDeps } from '../commands/run.ts';
-import { fetchJson, type TaskMetadata } from '../system/collect-platform.ts';
-import { ensureDirectory, writeFileAtomic } from '../system/files.ts';
-import { createCloudMapClient, type CloudMap, type NamespaceRef } from './cloud-map-client.ts';
-import { Discovery } from './discovery.ts';
-import { ProblemLog } from './problem-log.ts';
-import { deregisterAll, deregisterOne, registerOne, registerTask, type Registration } from './registration.ts';
-import { DNS_NAME, validateServiceConnectConfig, type ScConfig } from './service-connect-config.ts';
 import { NAMING } from '../stats/index.ts';
-import { ATTRIBUTES, callTarget, hostsEntries, VipAllocator, type DiscoverySnapshot } from './snapshot.ts';
+import { ensureDirectory, writeFileAtomic, type TaskMetadata } from '../system/index.ts';
+import type { EnvoyAccess, ModeDeps, ModeSession, RunMode } from './contract.ts';
 
 /** The whole deregistration at stop, every instance at once. With drain (20 s) and Envoy's stop (5 s), inside ECS's 30 s. */
 export const DEREGISTER_DEADLINE_MS = 3000;
@@ -58,22 +68,19 @@ export interface TaskIdentity {
   readonly availabilityZone: string | null;
 }
 
-/** The task's identity: from the task metadata endpoint v4 when there is one, else from APPNET_TASK_*. */
-export async function taskIdentity(config: Config, logger: Logger): Promise<TaskIdentity> {
+/**
+ * The task's identity: from the task metadata (endpoint v4, fetched once at start by run) when there is one, else
+ * from APPNET_TASK_ID, APPNET_TASK_IPV4 and APPNET_AVAILABILITY_ZONE. APPNET_TASK_IPV4 wins over the metadata's address.
+ */
+export function taskIdentity(config: Config, task: TaskMetadata | null): TaskIdentity {
   const env = { taskId: config.cloudMap?.taskId ?? null, ipv4: config.cloudMap?.taskIpv4 ?? null, availabilityZone: config.cloudMap?.availabilityZone ?? null };
-  if (config.ecs.metadataUri === null) return env;
-  try {
-    const task = (await fetchJson(`${config.ecs.metadataUri}/task`, 2000)) as TaskMetadata;
-    const ip = task.Containers?.flatMap((c) => c.Networks ?? []).flatMap((n) => n.IPv4Addresses ?? [])[0] ?? null;
-    return {
-      taskId: task.TaskARN?.split('/').pop() ?? env.taskId,
-      ipv4: env.ipv4 ?? ip,
-      availabilityZone: task.AvailabilityZone ?? env.availabilityZone,
-    };
-  } catch (err) {
-    logger.warn('task metadata unavailable; using APPNET_TASK_ID, APPNET_TASK_IPV4, APPNET_AVAILABILITY_ZONE', { err });
-    return env;
-  }
+  if (task === null) return env;
+  const ip = task.Containers?.flatMap((c) => c.Networks ?? []).flatMap((n) => n.IPv4Addresses ?? [])[0] ?? null;
+  return {
+    taskId: task.TaskARN?.split('/').pop() ?? env.taskId,
+    ipv4: env.ipv4 ?? ip,
+    availabilityZone: task.AvailabilityZone ?? env.availabilityZone,
+  };
 }
 
 export function instanceAttributes(s: ScConfig['services'][number], identity: TaskIdentity): Record<string, string> {
@@ -108,7 +115,10 @@ async function checkWritable(path: string): Promise<void> {
 
 const abortError = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new DOMException(`stopped by ${String(signal.reason ?? 'a signal')} during start-up`, 'AbortError'));
 
-export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps & { cloudMap?: CloudMap }): Promise<ModeExtension | null> {
+/** Cloud Map mode: the agent is its own control plane (filesystem xDS); LIVE is enough for health. */
+export const cloudMapMode: RunMode = { watchesManagementServer: false, open: (config, deps) => openCloudMapSession(config, deps) };
+
+export async function openCloudMapSession(config: Config, deps: ModeDeps & { cloudMap?: CloudMap }): Promise<ModeSession | null> {
   const cm = config.cloudMap;
   if (config.mode !== 'cloudmap' || cm === null) return null;
   const { logger, metrics } = deps;
@@ -117,7 +127,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   if (sc === null) {
     throw new AgentError('AGENT_ERR_CONFIG', `${cm.source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:`, { problems: problems.map((p) => `${cm.source}: ${p}`) });
   }
-  const identity = await taskIdentity(config, logger);
+  const identity = taskIdentity(config, deps.task);
   if (sc.services.length > 0) {
     const missing: string[] = [];
     if (identity.ipv4 === null) missing.push('APPNET_TASK_IPV4="": must be set when services[] is not empty (no task metadata endpoint): instances are registered with it');
@@ -132,7 +142,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   const fail = (what: string, err: unknown) =>
     err instanceof AgentError
       ? err
-      : new AgentError('AGENT_ERR_CLOUD_MAP', `${what}: ${(err as Error).message} (endpoint ${process.env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] ?? 'AWS'}, region ${config.region})`, { cause: err });
+      : new AgentError('AGENT_ERR_CLOUD_MAP', `${what}: ${(err as Error).message} (endpoint ${deps.env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] ?? 'AWS'}, region ${config.region})`, { cause: err });
   const registered: Registration[] = [];
   let deregistered = false;
   const deregister = async () => {
@@ -227,7 +237,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   const self: SelfTask = { config: sc, taskIp: identity.ipv4 ?? '127.0.0.1', appIp };
   const written = new Map<string, string>();
   let filesWritten = 0;
-  let envoy: { admin: EnvoyAdminClient; healthChanged: () => void } | null = null;
+  let envoy: EnvoyAccess | null = null;
   let nameOwners = new Map<string, string>();
   let withoutVip: string[] = [];
   /** The update that could not be applied, retried until it is; null when Envoy has what discovery knows. */
