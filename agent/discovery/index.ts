@@ -5,7 +5,5 @@ export type { DiscoveryOptions } from './discovery.ts';
 export { ProblemLog } from './problem-log.ts';
 export { registerTask, registerOne, deregisterOne, deregisterAll, ensureService } from './registration.ts';
 export type { Registration } from './registration.ts';
-export { validateServiceConnectConfig, DNS_NAME, DNS_NAME_RULE, NAME, NAME_RULE, MAX_TIMEOUT, DEFAULT_INGRESS_PORT_BASE } from './service-connect-config.ts';
-export type { AppProtocol, ScConfig, ScService } from './service-connect-config.ts';
 export { ATTRIBUTES, LIMITS, VipAllocator, callTarget, hostsEntries, readService, serviceFromInstances, serviceNameProblem } from './snapshot.ts';
 export type { CloudMapInstance, DiscoveredService, DiscoverySnapshot, Endpoint, RecordProblem } from './snapshot.ts';

@@ -36,7 +36,7 @@ async function fakeMetadata(t: TestContext, opts: { hang?: boolean } = {}): Prom
 
 test('Cloud Map mode takes the task id, address and zone from the task metadata endpoint when there is one', async (t) => {
   const uri = await fakeMetadata(t);
-  const config = readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"demo.local"}', ECS_CONTAINER_METADATA_URI_V4: uri }, { readFile: () => '' });
+  const config = readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"demo.local"}', AWS_REGION: 'us-west-2', ECS_CONTAINER_METADATA_URI_V4: uri }, { readFile: () => '' });
   assert.deepEqual(taskIdentity(config, (await fetchTaskMetadata(uri, { container: false })).task), { taskId: '39ddaf309a0641dfb623ae5385ad1800', ipv4: '10.0.1.15', availabilityZone: 'us-west-2b' });
 });
 

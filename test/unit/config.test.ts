@@ -171,3 +171,48 @@ test('relay mode: APPNET_RELAY_CA_FILE unset takes the first system CA bundle th
     (err: AgentError) => err.problems.length === 1 && /^APPNET_RELAY_CA_FILE="": must be set in relay mode on this system: none of \/etc\/pki\/tls\/cert.pem, /.test(err.problems[0] ?? ''),
   );
 });
+
+// Issue 11: the Service Connect document, AWS_REGION and APPNET_TASK_* were checked only when Cloud Map mode opened,
+// after Envoy's version had been probed and the runtime directory claimed. readConfig checks them now, so
+// `agent render` and `agent run` refuse the same configuration before anything is probed or written.
+const serviceConnect = (services: unknown[]) =>
+  JSON.stringify({ namespace: 'demo.local', services, portMappings: [{ name: 'web', containerPort: 8080, appProtocol: 'http' }] });
+
+test('readConfig refuses a Service Connect document that breaks ECS rules, under its own name, before anything runs', () => {
+  assert.throws(
+    () => readConfig({ AWS_REGION: 'us-west-2', APPNET_SERVICE_CONNECT_CONFIG: JSON.stringify({ namespace: 'demo.local', services: [{ portName: 'nope' }] }) }, io),
+    (err: AgentError) =>
+      err.code === 'AGENT_ERR_CONFIG' &&
+      err.message === 'APPNET_SERVICE_CONNECT_CONFIG has 1 problem:' &&
+      /^APPNET_SERVICE_CONNECT_CONFIG: services\[0\]\.portName="nope": must name one of portMappings/.test(err.problems[0] ?? ''),
+  );
+});
+
+test('readConfig in Cloud Map mode lists a missing AWS_REGION and missing APPNET_TASK_ID and APPNET_TASK_IPV4 together', () => {
+  assert.throws(
+    () => readConfig({ APPNET_SERVICE_CONNECT_CONFIG: serviceConnect([{ portName: 'web' }]) }, io),
+    (err: AgentError) =>
+      err.message === 'the configuration has 3 problems:' &&
+      err.problems.join('\n') ===
+        [
+          'APPNET_TASK_IPV4="": must be set when services[] is not empty (no task metadata endpoint): instances are registered with it',
+          'APPNET_TASK_ID="": must be set when services[] is not empty (no task metadata endpoint): it names the instances',
+          'AWS_REGION="": must be set in Cloud Map mode: the Cloud Map client needs a region',
+        ].join('\n'),
+  );
+});
+
+test('readConfig in Cloud Map mode: a client-only task, or one with a task metadata endpoint, needs no APPNET_TASK_*', () => {
+  const clientOnly = readConfig({ AWS_REGION: 'us-west-2', APPNET_SERVICE_CONNECT_CONFIG: serviceConnect([]) }, io);
+  assert.equal(clientOnly.cloudMap?.serviceConnect.namespace, 'demo.local');
+  assert.equal(clientOnly.cloudMap?.region, 'us-west-2');
+  const withMetadata = readConfig({ AWS_REGION: 'us-west-2', ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/abc', APPNET_SERVICE_CONNECT_CONFIG: serviceConnect([{ portName: 'web' }]) }, io);
+  assert.deepEqual(withMetadata.cloudMap?.serviceConnect.services.map((s) => s.discoveryName), ['web']);
+});
+
+test('relay mode reads its section through relay/: no region and no domain is one problem naming AWS_REGION', () => {
+  assert.throws(
+    () => readConfig({ APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true' }, io),
+    (err: AgentError) => err.problems.length === 1 && /^AWS_REGION="": must be set in relay mode/.test(err.problems[0] ?? ''),
+  );
+});
