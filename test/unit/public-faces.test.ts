@@ -23,14 +23,6 @@ const ALLOWED_BYPASSES_ISSUE_11: ReadonlyArray<readonly [file: string, specifier
   ['agent/discovery/snapshot.ts', '../config/parsers.ts'],
   ['agent/discovery/snapshot.ts', '../hosts/hosts-block.ts'],
 ];
-/** Folders without a public face yet (none left). */
-const FOLDERS_WITHOUT_FACE_ISSUE_11: string[] = [];
-
-/** Folder imports that go against the layout (none left since the modes became peers in agent/modes/). */
-const ALLOWED_COMMAND_IMPORTS_ISSUE_11: string[] = [];
-const ALLOWED_MUTUAL_FOLDERS_ISSUE_11: string[] = [];
-/** Files besides agent/main.ts that read process.env (none left: the others are handed what they need). */
-const ALLOWED_ENV_READERS_ISSUE_11: string[] = [];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(root, dir)).flatMap((name) => {
@@ -87,7 +79,7 @@ function bypasses(): Array<[string, string]> {
 
 test('every folder of the agent and relay/ has a public face (index.ts)', () => {
   const missing = folders.filter((f) => !existsSync(join(root, f, 'index.ts')));
-  assert.deepEqual(missing, FOLDERS_WITHOUT_FACE_ISSUE_11);
+  assert.deepEqual(missing, []);
 });
 
 test('no import reaches into another folder past its index.ts, beyond the named allowance of issue 11', () => {
@@ -106,23 +98,23 @@ test('the scan sees what it must: a bypass in a specifier is reported', () => {
   assert.ok(folders.includes('relay') && folders.includes('agent/envoy'), `folders found: ${folders.join(', ')}`);
 });
 
-test('no folder imports a command, beyond the named allowance of issue 11', () => {
+test('no folder imports a command: modes plug into run through agent/modes/contract.ts', () => {
   const found = crossFolderImports()
     .filter(([, target]) => folderOf(target) === 'agent/commands')
     .map(([file, target]) => `${file} → ${target}`);
-  assert.deepEqual([...new Set(found)].sort(), ALLOWED_COMMAND_IMPORTS_ISSUE_11);
+  assert.deepEqual([...new Set(found)].sort(), []);
 });
 
-test('no two folders import each other, beyond the named allowance of issue 11', () => {
+test('no two folders import each other', () => {
   const edges = new Set(crossFolderImports().map(([file, target]) => `${folderOf(file)} → ${folderOf(target)}`));
   const mutual = [...edges]
     .map((e) => e.split(' → ') as [string, string])
     .filter(([a, b]) => a < b && edges.has(`${b} → ${a}`))
     .map(([a, b]) => `${a} ⇄ ${b}`);
-  assert.deepEqual(mutual.sort(), ALLOWED_MUTUAL_FOLDERS_ISSUE_11);
+  assert.deepEqual(mutual.sort(), []);
 });
 
-test('only agent/main.ts reads process.env, beyond the named allowance of issue 11', () => {
+test('only agent/main.ts reads process.env: the others are handed what they need', () => {
   const readers = files.filter((f) => f !== 'agent/main.ts' && /\bprocess\.env\b/.test(readFileSync(join(root, f), 'utf8')));
-  assert.deepEqual(readers.sort(), ALLOWED_ENV_READERS_ISSUE_11);
+  assert.deepEqual(readers.sort(), []);
 });
