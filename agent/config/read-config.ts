@@ -132,7 +132,7 @@ export type ServiceConnectSource = 'APPNET_SERVICE_CONNECT_CONFIG' | 'APPNET_SER
  * What every section reader gets: the rows' parsed values (typed by the table), the raw environment, the files it
  * names, and the one list of problems. A row that breaks its rule is listed once, here, and reads as undefined.
  */
-export interface Reader {
+interface Reader {
   readonly env: Env;
   readonly io: ConfigIo;
   /** The variable's trimmed value; undefined when unset or blank. */
@@ -151,7 +151,7 @@ export interface Reader {
   readonly problems: readonly string[];
 }
 
-export function createReader(env: Env, io: ConfigIo): Reader {
+function createReader(env: Env, io: ConfigIo): Reader {
   const problems: string[] = [];
   const values = new Map<string, unknown>();
   const given = (name: string): string | undefined => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateServiceConnectConfig } from '../../agent/discovery/service-connect-config.ts';
+import { validateServiceConnectConfig } from '../../agent/config/index.ts';
 import { hostsEntries, LIMITS, readService, serviceFromInstances, VipAllocator, type DiscoverySnapshot } from '../../agent/discovery/snapshot.ts';
 import { ProblemLog } from '../../agent/discovery/problem-log.ts';
 import { applyHostsBlock, renderHostsBlock, BEGIN_MARKER } from '../../agent/hosts/hosts-block.ts';
