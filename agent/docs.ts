@@ -1,8 +1,8 @@
 /** The reference pages generated from the code's tables: docs/configuration.md and docs/errors.md. */
 import { renderConfigurationDoc } from './config/index.ts';
 import { errorCatalog } from './errors.ts';
-import { renderEndpointsDoc } from './server/routes.ts';
-import { renderMetricsDoc } from './stats/service-connect-metrics.ts';
+import { renderEndpointsDoc } from './server/index.ts';
+import { renderMetricsDoc } from './stats/index.ts';
 
 export function renderErrorsDoc(): string {
   const lines = [

@@ -12,13 +12,12 @@
 import { readFileSync } from 'node:fs';
 import { AgentError, formatError } from './errors.ts';
 import { renderHelp } from './config/index.ts';
-import { renderCommand, type CommandIo } from './commands/render.ts';
-import { envoyVersion } from './envoy/envoy-binary.ts';
-import { healthcheckCommand } from './commands/healthcheck.ts';
-import { runAgent } from './commands/run.ts';
-import { createCloudMapMode } from './discovery/cloud-map-mode.ts';
+import { healthcheckCommand, renderCommand, runAgent, type CommandIo } from './commands/index.ts';
+import { envoyVersion } from './envoy/index.ts';
+import { cloudMapMode, ecsManagedMode, userBootstrapMode, type RunModes } from './modes/index.ts';
+import { relayMode } from '../relay/index.ts';
 import { agentLevelFor, createLogger, type Level } from './logger.ts';
-import { randomName } from './system/files.ts';
+import { randomName } from './system/index.ts';
 import { agentVersion } from './version.ts';
 
 /**
@@ -47,6 +46,9 @@ const stderrWrite = guardedWriter(process.stderr, () => undefined);
 const stdoutWrite = guardedWriter(process.stdout, (err) =>
   stderrWrite(`agent: stdout is closed (${err.code ?? err.message}); the agent keeps running and drops its log lines\n`),
 );
+
+/** The modes `agent run` knows, as peers: each plugs in through the one contract (agent/modes/contract.ts). */
+const MODES: RunModes = { ecs: ecsManagedMode, cloudmap: cloudMapMode, relay: relayMode, static: userBootstrapMode };
 
 const io: CommandIo = {
   readFile: (path) => readFileSync(path, 'utf8'),
@@ -100,7 +102,7 @@ async function main(): Promise<number> {
       for (const [signal, meaning] of Object.entries(IGNORED_SIGNALS)) {
         process.on(signal, () => signals.warn(`${signal} ignored: ${meaning}`, { signal }));
       }
-      return runAgent(env, { ...io, stopSignal: stop.signal, hurrySignal: hurry.signal, onProcessExit: (hook) => process.on('exit', hook) }, createCloudMapMode);
+      return runAgent(env, { ...io, stopSignal: stop.signal, hurrySignal: hurry.signal, onProcessExit: (hook) => process.on('exit', hook) }, MODES);
     }
     case 'render':
       return renderCommand(env, rest, io);

@@ -128,7 +128,7 @@ const t1 = performance.now();
 await writeFileAtomic(join(runtime, 'cds.yaml'), `${JSON.stringify(files.cds)}\n`);
 await writeFileAtomic(join(runtime, 'lds.yaml'), `${JSON.stringify(files.lds)}\n`);
 const t2 = performance.now();
-const config = readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"bench.local"}', APPNET_TASK_ID: 'big', APPNET_RUNTIME_DIR: runtime, ENVOY_ADMIN_UDS_PATH: join(runtime, 'admin.sock') }, { readFile: () => '' });
+const config = readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"bench.local"}', AWS_REGION: 'us-east-1', APPNET_TASK_ID: 'big', APPNET_RUNTIME_DIR: runtime, ENVOY_ADMIN_UDS_PATH: join(runtime, 'admin.sock') }, { readFile: () => '' });
 writeFileSync(join(runtime, 'bootstrap.json'), JSON.stringify(renderBootstrap(config, { interfaces: { ipv4: {}, ipv6: {} }, kernelVersion: null, machine: null, task: null }).bootstrap));
 const envoyStart = performance.now();
 const big = spawn(envoy, ['-c', join(runtime, 'bootstrap.json'), '-l', 'error', '--disable-hot-restart', '--concurrency', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });

@@ -2,11 +2,18 @@
  * Relay mode's bootstrap: the template bootstrap-templates/relay.yaml filled from the configuration. Pure: no I/O
  * beyond reading the template (inlined in the bundle), no clock, no env.
  */
-import type { Config } from '../agent/config/index.ts';
 import { adminAddressObject, durationString } from '../agent/envoy/index.ts';
+import type { RelaySettings } from './config.ts';
 import { fillTemplate } from './templates.ts';
 
-export function renderRelay(config: Config): Record<string, unknown> {
+/** What the relay bootstrap reads from the configuration (agent/config's Config has it). */
+export interface RelayBootstrapInput {
+  readonly relay: RelaySettings | null;
+  readonly envoyAdmin: { readonly address: Parameters<typeof adminAddressObject>[0]; readonly ipv4Compat: boolean; readonly accessLogPath: string };
+  readonly runtime: { readonly useHttpClientForAwsCredentials: boolean };
+}
+
+export function renderRelay(config: RelayBootstrapInput): Record<string, unknown> {
   const relay = config.relay;
   if (relay === null) throw new Error('renderRelay: relay mode without relay settings');
   return fillTemplate('relay', {

@@ -4,19 +4,14 @@
  * reference's -envoyReadiness). Reads only the variables it needs: no bootstrap rendering, no files written.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { envTableByName, problem, type Env } from '../config/index.ts';
+import { configurationError, problem, readVariable, type Env, type ValueOf, type VarName } from '../config/index.ts';
 import { AgentError } from '../errors.ts';
 import { deadlinePassed, deadlineSignal, requestText, type HttpTarget, type HttpTextResponse } from '../system/index.ts';
 import type { CommandIo } from './render.ts';
 
-function read<T>(env: Env, name: string): T {
-  const row = envTableByName.get(name);
-  if (row === undefined) throw new Error(`${name} is not in the configuration table`);
-  const raw = env[name]?.trim() || row.default;
-  if (raw === undefined) return undefined as T;
-  const parsed = row.parser.parse(raw);
-  if (!parsed.ok) throw new AgentError('AGENT_ERR_CONFIG', 'the configuration has 1 problem:', { problems: [problem(name, env[name], parsed.rule)] });
-  return parsed.value as T;
+/** A row with a default, read by the table's parser: its value, or the configuration error naming it. */
+function need<N extends VarName>(env: Env, name: N): ValueOf<N> {
+  return readVariable(env, name) as ValueOf<N>;
 }
 
 /** GET /status from the running agent; the deadline covers the connection, the headers and the body. */
@@ -40,25 +35,23 @@ export async function healthcheckCommand(env: Env, args: readonly string[], io: 
   const unknown = args.filter((a) => a !== '--wait');
   if (unknown.length > 0) throw new AgentError('AGENT_ERR_USAGE', `healthcheck: unknown argument ${JSON.stringify(unknown[0])}; usage: agent healthcheck [--wait]`);
   if (env['APPNET_AGENT_ADMIN_MODE'] === undefined) {
-    throw new AgentError('AGENT_ERR_CONFIG', 'the configuration has 1 problem:', {
-      problems: [problem('APPNET_AGENT_ADMIN_MODE', undefined, 'must be set (tcp or uds) for the agent to serve /status, which healthcheck asks')],
-    });
+    throw configurationError([problem('APPNET_AGENT_ADMIN_MODE', undefined, 'must be set (tcp or uds) for the agent to serve /status, which healthcheck asks')]);
   }
-  const mode = read<string | undefined>(env, 'APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
+  const mode = readVariable(env, 'APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
   // The agent is found through the same variables it was started with (their defaults included): no other setting.
   let target: HttpTarget;
   let where: string;
   if (mode === 'uds') {
-    target = { socketPath: read<string>(env, 'APPNET_AGENT_ADMIN_UDS_PATH') };
+    target = { socketPath: need(env, 'APPNET_AGENT_ADMIN_UDS_PATH') };
     where = `unix:${target.socketPath} (APPNET_AGENT_ADMIN_UDS_PATH)`;
   } else {
-    const bind = read<string>(env, 'APPNET_AGENT_HTTP_BIND_ADDRESS');
+    const bind = need(env, 'APPNET_AGENT_HTTP_BIND_ADDRESS');
     const host = bind === '::' ? '::1' : bind === '0.0.0.0' ? '127.0.0.1' : bind;
-    target = { host, port: read<number>(env, 'APPNET_AGENT_HTTP_PORT') };
+    target = { host, port: need(env, 'APPNET_AGENT_HTTP_PORT') };
     where = `${host.includes(':') ? `[${host}]` : host}:${target.port} (APPNET_AGENT_HTTP_BIND_ADDRESS, APPNET_AGENT_HTTP_PORT)`;
   }
-  const intervalMs = read<number>(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000;
-  const deadline = Date.now() + (wait ? read<number>(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_TIMEOUT_S') * 1000 : 0);
+  const intervalMs = need(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000;
+  const deadline = Date.now() + (wait ? need(env, 'APPNET_AGENT_POLL_ENVOY_READINESS_TIMEOUT_S') * 1000 : 0);
   for (;;) {
     let line: string;
     try {

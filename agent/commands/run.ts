@@ -10,27 +10,22 @@
  *   4. stop Envoy: /quitquitquit, SIGTERM after 3 s, SIGKILL after 2 s more;
  *   5. close the management interface, remove its socket, exit 0.
  * With the defaults this ends within 28 s, inside ECS's 30 s stop timeout. A signal during start-up ends the
- * start-up (the mode extension gets the stop signal), undoes it, and exits 0. Once the mode extension exists, every
+ * start-up (the mode's session gets the stop signal), undoes it, and exits 0. Once the mode's session exists, every
  * way out (a signal, the restart budget spent, an error) closes it: Cloud Map mode deregisters this task.
+ *
+ * The modes plug in through one contract (agent/modes/contract.ts: RunMode, ModeSession), handed in by main.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';
-import { cloudMapXdsFiles, envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
+import { envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
-import { EnvoyAdminClient } from '../envoy/admin-client.ts';
-import { checkEnvoyBinary, envoyVersion } from '../envoy/envoy-binary.ts';
-import { openEnvoyLogFile, type EnvoyLogFile } from '../envoy/log-file.ts';
-import { LogLevelController } from '../envoy/log-level.ts';
-import { EnvoySupervisor, describeExit } from '../envoy/supervisor.ts';
-import { HealthMonitor } from '../health/health-monitor.ts';
+import { EnvoyAdminClient, EnvoySupervisor, LogLevelController, checkEnvoyBinary, describeExit, envoyVersion, openEnvoyLogFile, type EnvoyLogFile } from '../envoy/index.ts';
+import { HealthMonitor } from '../health/index.ts';
 import { agentLevelFor, createLogger, type Logger } from '../logger.ts';
-import { startManagementServer, type ManagementServer } from '../server/management-server.ts';
-import { createAgentMetrics, type AgentMetrics } from '../stats/agent-metrics.ts';
-import { StatsSnapshotter } from '../stats/stats-snapshotter.ts';
-import type { MetricLabels } from '../stats/service-connect-metrics.ts';
-import { collectPlatform } from '../system/collect-platform.ts';
-import { claimRuntime } from '../system/claims.ts';
-import { writeFileAtomic } from '../system/files.ts';
+import type { ModeSession, RunModes } from '../modes/index.ts';
+import { startManagementServer, type ManagementServer } from '../server/index.ts';
+import { StatsSnapshotter, createAgentMetrics, type AgentMetrics } from '../stats/index.ts';
+import { claimRuntime, fetchTaskMetadata, platformOf, writeFileAtomic, type TaskDocuments } from '../system/index.ts';
 import { agentVersion } from '../version.ts';
 import { writeSideFiles } from './render.ts';
 
@@ -45,29 +40,27 @@ export interface RunIo extends ConfigIo {
   readonly onProcessExit: (hook: () => void) => void;
 }
 
+/** What reading the task metadata failed to give, in the words of the mode that wanted it. */
+const WITHOUT_TASK_METADATA: Partial<Record<Config['mode'], string>> = {
+  ecs: 'task metadata unavailable; node metadata leaves it out',
+  cloudmap: 'task metadata unavailable; using APPNET_TASK_ID, APPNET_TASK_IPV4, APPNET_AVAILABILITY_ZONE',
+};
+
 /**
- * A mode's extra parts (Cloud Map discovery) plug in here: created before Envoy, started after it, stopped before
- * draining. Once created, it is closed on every exit path of runAgent (close() also does what beforeDrain() does,
- * when it has not run: Cloud Map mode deregisters this task whatever the way out).
+ * The task metadata endpoint, read once at start: ECS-managed mode puts the task into Envoy's node metadata, Cloud
+ * Map mode takes the task's identity from it. Other modes do not read it; an endpoint that does not answer in time is
+ * a warning.
  */
-export interface ModeExtension {
-  /** ServiceName and ClusterName for the Service Connect metrics. */
-  readonly metricLabels: MetricLabels;
-  start(signal: AbortSignal, envoy: { admin: EnvoyAdminClient; healthChanged: () => void }): Promise<void>;
-  /** What makes the agent UNHEALTHY (problems) and what /status reports without changing health (warnings). */
-  health(): { problems: readonly string[]; warnings: readonly string[] };
-  beforeDrain(): Promise<void>;
-  close(): Promise<void>;
+async function readTaskMetadata(config: Config, logger: Logger): Promise<TaskDocuments | null> {
+  const warning = WITHOUT_TASK_METADATA[config.mode];
+  if (config.ecs.metadataUri === null || warning === undefined) return null;
+  try {
+    return await fetchTaskMetadata(config.ecs.metadataUri, { container: config.mode === 'ecs' });
+  } catch (err) {
+    logger.warn(warning, { err });
+    return null;
+  }
 }
-
-export interface ModeExtensionDeps {
-  readonly logger: Logger;
-  readonly metrics?: AgentMetrics;
-  /** The stop signal: a stop during the mode's start-up ends it (it cleans up and throws an AbortError). */
-  readonly signal?: AbortSignal;
-}
-
-export type ModeExtensionFactory = (config: Config, deps: ModeExtensionDeps) => Promise<ModeExtension | null>;
 
 async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number, hurry: AbortSignal, logger: Logger): Promise<void> {
   const deadline = Date.now() + maxMs;
@@ -90,16 +83,16 @@ async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number,
   logger.info(hurry.aborted ? 'second stop signal: not waiting for connections' : 'drain time is over');
 }
 
-export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFactory): Promise<number> {
+/** `agent run`: the mode (one of `modes`, chosen by the configuration) plugs in through its RunMode. */
+export async function runAgent(env: Env, io: RunIo, modes: RunModes): Promise<number> {
   const config = readConfig(env, io);
   const logger = createLogger({ level: config.agentLogLevel ?? agentLevelFor(config.envoyLogLevel), write: io.stdout }, { component: 'agent' });
   logger.info('agent starting', { version: agentVersion, mode: config.mode, configuration: effectiveConfiguration(env) });
   if (config.unknownVariables.length > 0) logger.warn('ignoring variables the agent does not know (typos?)', { variables: config.unknownVariables });
 
-  const platform = await collectPlatform({
-    metadataUri: config.mode === 'ecs' ? config.ecs.metadataUri : null,
-    warn: (msg, err) => logger.warn(msg, { err }),
-  });
+  const mode = modes[config.mode];
+  const taskMetadata = await readTaskMetadata(config, logger);
+  const platform = platformOf(config.mode === 'ecs' ? taskMetadata : null);
   const rendered = config.userBootstrap === null ? renderBootstrap(config, platform) : null;
   // `envoy --version` (~70 ms) runs beside the start instead of before it: a missing binary is caught here at once
   // (exit 3); a binary that is not Envoy stops the agent with the same error as soon as --version answers.
@@ -118,9 +111,9 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
   // refused), and released at exit. The mode writes its own files into that directory only after its checks.
   const claim = await claimRuntime(config);
   io.onProcessExit(() => claim.releaseSync());
-  let ext: ModeExtension | null = null;
+  let session: ModeSession | null = null;
   try {
-    ext = extension ? await extension(config, { logger: logger.child({ component: 'cloudmap' }), metrics, signal: io.stopSignal }) : null;
+    session = await mode.open(config, { logger: logger.child({ component: config.mode }), metrics, signal: io.stopSignal, task: taskMetadata?.task ?? null, env });
   } catch (err) {
     // A stop signal during the mode's start-up: it has undone what it did (deregistered); a clean stop.
     if (io.stopSignal.aborted) {
@@ -129,15 +122,15 @@ export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFac
     }
     throw err;
   }
-  // From here on every way out closes the mode extension (Cloud Map: deregisters this task).
+  // From here on every way out closes the mode's session (Cloud Map: deregisters this task).
   try {
     if (io.stopSignal.aborted) {
       logger.info('stopped during start-up', { reason: String(io.stopSignal.reason ?? 'signal') });
       return 0;
     }
-    return await runWithExtension(config, io, logger, metrics, rendered, ext, { versionCheck, notEnvoy });
+    return await runWithSession(config, env, io, logger, metrics, rendered, { watchesManagementServer: mode.watchesManagementServer, session }, { versionCheck, notEnvoy });
   } finally {
-    await ext?.close().catch((err: unknown) => logger.warn('closing the mode extension failed', { err }));
+    await session?.close().catch((err: unknown) => logger.warn("closing the mode's session failed", { err }));
   }
 }
 
@@ -148,18 +141,19 @@ interface EnvoyCheck {
   readonly notEnvoy: Promise<never>;
 }
 
-async function runWithExtension(config: Config, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, ext: ModeExtension | null, { versionCheck, notEnvoy }: EnvoyCheck): Promise<number> {
+/** The parts of the mode run needs once Envoy is to start. */
+interface ModeParts {
+  readonly watchesManagementServer: boolean;
+  readonly session: ModeSession | null;
+}
+
+async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, { watchesManagementServer, session }: ModeParts, { versionCheck, notEnvoy }: EnvoyCheck): Promise<number> {
   // Nothing above wrote a file but the mode's own (Cloud Map: its xDS files and hosts block, after its checks): bad
   // input stops the agent with the disk as it was.
   if (rendered !== null) {
     // JSON is YAML too: Envoy reads it whatever the file is called, and the agent need not load a YAML library.
     await writeFileAtomic(config.bootstrapPath, `${JSON.stringify(rendered.bootstrap, null, 1)}\n`, 0o600);
     await writeSideFiles(rendered.files);
-  }
-  if (config.mode === 'cloudmap' && ext === null && rendered !== null) {
-    // Without discovery, Envoy still needs its xDS files to exist.
-    await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.lds}`, 'resources: []\n');
-    await writeFileAtomic(`${config.runtimeDir}/${cloudMapXdsFiles.cds}`, 'resources: []\n');
   }
 
   const admin = new EnvoyAdminClient(config.envoyAdmin.address, { observe: (path, s, outcome) => metrics.adminCallSeconds.observe({ path, outcome }, s) });
@@ -182,15 +176,14 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
   }
 
   let health: HealthMonitor | null = null;
-  let starts = 0;
   const supervisor = new EnvoySupervisor({
     binary: config.envoyBinary,
     args: () => envoyArgs(config, logLevel.current),
     restartBudget: config.restartCount,
     logger: logger.child({ component: 'supervisor' }),
     output: logFile === null ? 'inherit' : logFile.fd,
+    env,
     onSpawn: (pid, restarts) => {
-      starts += 1;
       if (restarts > 0) metrics.envoyRestarts.inc();
       logger.info('Envoy started', { pid, restartCount: restarts });
       health?.trigger();
@@ -203,13 +196,13 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
   io.onProcessExit(() => supervisor.killNow());
 
   health = new HealthMonitor({
-    mode: config.mode,
+    watchesManagementServer,
     admin,
     envoy: () => ({ pid: supervisor.state === 'running' ? supervisor.pid : null, restartCount: supervisor.restartCount }),
     pollIntervalMs: config.health.pollIntervalMs,
     disconnectedTimeoutMs: config.health.disconnectedTimeoutMs,
     logger: logger.child({ component: 'health' }),
-    ...(ext !== null ? { extension: () => ext.health() } : {}),
+    ...(session !== null ? { modeHealth: () => session.health() } : {}),
     onTransition: (to) => {
       metrics.healthTransitions.inc({ to });
       metrics.healthy.set(to === 'HEALTHY' ? 1 : 0);
@@ -219,10 +212,11 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
     ? new StatsSnapshotter({
         admin,
         intervalMs: config.stats.snapshotIntervalMs,
-        epoch: () => starts,
+        // A new Envoy starts its counters from zero: each restart is a new epoch for the deltas.
+        epoch: () => supervisor.restartCount,
         logger: logger.child({ component: 'stats' }),
         onSnapshot: (outcome) => metrics.statsSnapshots.inc({ outcome }),
-        labels: ext?.metricLabels ?? {},
+        labels: session?.metricLabels ?? {},
       })
     : null;
 
@@ -230,7 +224,7 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
   const cleanup = async () => {
     loops.abort();
     logLevel.close();
-    await ext?.close().catch((err: unknown) => logger.warn('closing the mode extension failed', { err }));
+    await session?.close().catch((err: unknown) => logger.warn("closing the mode's session failed", { err }));
     await server?.close().catch((err: unknown) => logger.warn('closing the management interface failed', { err }));
     await admin.close().catch(() => undefined);
     logFile?.close();
@@ -247,7 +241,7 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
           logLevel,
           snapshotter,
           metrics,
-          metricLabels: ext?.metricLabels ?? {},
+          metricLabels: session?.metricLabels ?? {},
           drainInbound: async () => {
             await admin.drainListeners({ inboundOnly: true });
             logger.info('draining inbound listeners (management interface)');
@@ -256,7 +250,7 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
       });
     }
     supervisor.start();
-    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), ext?.start(loops.signal, { admin, healthChanged: () => health?.trigger() })]);
+    const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), session?.start(loops.signal, { admin, healthChanged: () => health?.trigger() })]);
     loopsDone.catch((err: unknown) => logger.error('a background loop failed', { err }));
 
     const stopped = new Promise<'signal'>((resolve) => {
@@ -277,7 +271,7 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
     logger.info('stopping', { reason: String(io.stopSignal.reason ?? 'signal') });
     supervisor.beginShutdown();
     snapshots.abort();
-    await ext?.beforeDrain().catch((err: unknown) => logger.warn('before-drain step failed', { err }));
+    await session?.beforeDrain().catch((err: unknown) => logger.warn('before-drain step failed', { err }));
     if (supervisor.state === 'running') {
       try {
         await admin.drainListeners({ inboundOnly: true });

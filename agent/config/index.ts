@@ -1,5 +1,10 @@
-export { readConfig, problem, deepFreeze, parseMeshResource } from './read-config.ts';
-export type { Config, ConfigIo, Env, Mode, AdminAddress, Tracing, CustomFile } from './read-config.ts';
+export { readConfig, readVariable, deepFreeze, parseMeshResource } from './read-config.ts';
+export type { Config, ConfigIo, Env, Mode, AdminAddress, Tracing, CustomFile, ServiceConnectSource } from './read-config.ts';
+export { problem, configurationError } from './problems.ts';
+export { validateServiceConnectConfig, identityProblems, DNS_NAME, DNS_NAME_RULE, NAME, NAME_RULE, MAX_TIMEOUT, DEFAULT_INGRESS_PORT_BASE } from './service-connect.ts';
+export type { AppProtocol, ServiceConnectConfig, ServiceConnectService } from './service-connect.ts';
 export { envTable, envTableByName, LOG_LEVELS } from './table.ts';
-export type { EnvVar, Scope, EnvoyLogLevel } from './table.ts';
+export type { EnvVar, Scope, EnvoyLogLevel, VarName, ValueOf } from './table.ts';
 export { renderHelp, renderConfigurationDoc, effectiveConfiguration } from './docs.ts';
+export { isPort, isIpString, integer, ipv4Address, oneOf } from './parsers.ts';
+export type { Parser, Parsed } from './parsers.ts';

@@ -1,10 +1,16 @@
 /**
  * readConfig(env, io): the environment (and the files it names) → one deep-frozen, typed configuration, or one
  * AgentError listing every problem as `NAME="value": rule`. Never falls back to a default on a bad value.
+ *
+ * Rows are typed by the table (agent/config/table.ts: ValueOf<'NAME'>); each part of the configuration has its
+ * section reader below, over one Reader that parses every row once and collects every problem. Relay mode's section
+ * rules are relay/'s (relay/config.ts); the Service Connect document's are in service-connect.ts.
  */
 import { yaml, randomName } from '../system/index.ts';
-import { AgentError } from '../errors.ts';
-import { CA_BUNDLES, envTable, envTableByName, type EnvoyLogLevel } from './table.ts';
+import { readRelaySection, type RelaySettings } from '../../relay/index.ts';
+import { configurationError, problem } from './problems.ts';
+import { identityProblems, validateServiceConnectConfig, type ServiceConnectConfig } from './service-connect.ts';
+import { envTable, envTableByName, type EnvoyLogLevel, type ValueOf, type VarName } from './table.ts';
 
 export type Mode = 'ecs' | 'cloudmap' | 'relay' | 'static';
 
@@ -88,21 +94,15 @@ export interface Config {
   readonly statsFlushIntervalMs: number | null;
   readonly dogStatsd: { readonly pipe: string } | { readonly address: string; readonly port: number } | null;
   readonly customFiles: readonly CustomFile[];
-  readonly relay: {
-    readonly listenerPath: string;
-    readonly domain: string;
-    readonly port: number;
-    readonly caFile: string;
-    readonly signingName: string;
-    readonly region: string;
-    readonly streamIdleTimeoutMs: number;
-    readonly bufferLimitBytes: number;
-    readonly tlsCurve: 'P-256' | 'P-384';
-  } | null;
+  /** Relay mode's section (relay/config.ts). */
+  readonly relay: RelaySettings | null;
   readonly cloudMap: {
-    /** The Service Connect document as given; validated by the Cloud Map layer. */
+    /** The Service Connect document as given (JSON), and as checked by ECS's rules (agent/config/service-connect.ts). */
     readonly document: unknown;
-    readonly source: string;
+    readonly serviceConnect: ServiceConnectConfig;
+    readonly source: ServiceConnectSource;
+    /** AWS_REGION: the Cloud Map client's region (required in this mode). */
+    readonly region: string;
     readonly hostsFile: string;
     readonly taskIpv4: string | null;
     readonly taskId: string | null;
@@ -125,357 +125,155 @@ export interface ConfigIo {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** `NAME="value": rule`, the one shape of every configuration problem. */
-export function problem(name: string, value: string | undefined, rule: string): string {
-  return `${name}=${JSON.stringify(value ?? '')}: ${rule}`;
+/** The variable the Service Connect document came from. */
+export type ServiceConnectSource = 'APPNET_SERVICE_CONNECT_CONFIG' | 'APPNET_SERVICE_CONNECT_CONFIG_FILE';
+
+/**
+ * What every section reader gets: the rows' parsed values (typed by the table), the raw environment, the files it
+ * names, and the one list of problems. A row that breaks its rule is listed once, here, and reads as undefined.
+ */
+interface Reader {
+  readonly env: Env;
+  readonly io: ConfigIo;
+  /** The variable's trimmed value; undefined when unset or blank. */
+  given(name: string): string | undefined;
+  /** The row's parsed value, its default when unset; undefined when unset without a default, or when it broke its rule. */
+  get<N extends VarName>(name: N): ValueOf<N> | undefined;
+  /** get() for rows with a default: the value is there unless it broke its rule (listed: readConfig then throws). */
+  need<N extends VarName>(name: N): ValueOf<N>;
+  isSet(name: VarName): boolean;
+  /** Lists one problem: `NAME="value": rule`. */
+  problem(name: string, value: string | undefined, rule: string): void;
+  /** A file the configuration names, read and parsed (YAML or JSON, a mapping); null after listing why not. */
+  readDocument(variable: string, path: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null;
+  /** parseDocument for text already read. */
+  parseDocument(variable: string, path: string, textContent: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null;
+  readonly problems: readonly string[];
 }
 
-export function readConfig(env: Env, io: ConfigIo): Config {
+function createReader(env: Env, io: ConfigIo): Reader {
   const problems: string[] = [];
   const values = new Map<string, unknown>();
   const given = (name: string): string | undefined => {
     const raw = env[name];
     return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
   };
-
+  const add = (name: string, value: string | undefined, rule: string) => problems.push(problem(name, value, rule));
   for (const row of envTable) {
     const raw = given(row.name) ?? row.default;
     if (raw === undefined) continue;
     const parsed = row.parser.parse(raw);
     if (parsed.ok) values.set(row.name, parsed.value);
-    else problems.push(problem(row.name, env[row.name] ?? raw, parsed.rule));
+    else add(row.name, env[row.name] ?? raw, parsed.rule);
   }
-  const get = <T>(name: string): T | undefined => {
-    if (!envTableByName.has(name)) throw new Error(`readConfig: ${name} is not in the configuration table`);
-    return values.get(name) as T | undefined;
-  };
-  const need = <T>(name: string): T => get<T>(name) as T;
-  const isSet = (name: string): boolean => given(name) !== undefined;
-
-  /** Parses a file's text already read: YAML or JSON, a mapping; problems name the variable and the path. */
-  const parseDocument = (variable: string, path: string, textContent: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null => {
+  const get = <N extends VarName>(name: N) => values.get(name) as ValueOf<N> | undefined;
+  const parseDocument: Reader['parseDocument'] = (variable, path, textContent, opts) => {
     if (textContent.trim() === '') {
-      if (!opts.allowEmpty) problems.push(problem(variable, path, 'must name a file that is not empty'));
+      if (!opts.allowEmpty) add(variable, path, 'must name a file that is not empty');
       return null;
     }
     let doc: unknown;
     try {
       // JSON is YAML too, and far cheaper to parse; only real YAML goes through the YAML library.
-      const trimmed = textContent.trimStart();
-      doc = trimmed.startsWith('{') ? parseJsonOrYaml(textContent) : yaml().parse(textContent);
+      doc = textContent.trimStart().startsWith('{') ? parseJsonOrYaml(textContent) : yaml().parse(textContent);
     } catch (err) {
-      problems.push(problem(variable, path, `must contain YAML or JSON (${firstLine((err as Error).message)})`));
+      add(variable, path, `must contain YAML or JSON (${firstLine((err as Error).message)})`);
       return null;
     }
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-      problems.push(problem(variable, path, 'must contain a YAML or JSON mapping'));
+      add(variable, path, 'must contain a YAML or JSON mapping');
       return null;
     }
     return doc as Record<string, unknown>;
   };
-  const readDocument = (variable: string, path: string, opts: { allowEmpty: boolean }): Record<string, unknown> | null => {
-    let textContent: string;
-    try {
-      textContent = io.readFile(path);
-    } catch (err) {
-      problems.push(problem(variable, path, `must name a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
-      return null;
-    }
-    return parseDocument(variable, path, textContent, opts);
+  return {
+    env,
+    io,
+    given,
+    get,
+    need: <N extends VarName>(name: N) => get(name) as ValueOf<N>,
+    isSet: (name) => given(name) !== undefined,
+    problem: add,
+    parseDocument,
+    readDocument: (variable, path, opts) => {
+      let textContent: string;
+      try {
+        textContent = io.readFile(path);
+      } catch (err) {
+        add(variable, path, `must name a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        return null;
+      }
+      return parseDocument(variable, path, textContent, opts);
+    },
+    problems,
   };
+}
 
-  // ── Mode ────────────────────────────────────────────────────────────────────────────────────────────────────
-  const relayOn = get<boolean>('APPNET_ENABLE_RELAY_MODE_FOR_XDS') === true;
-  const scInline = given('APPNET_SERVICE_CONNECT_CONFIG');
-  const scFile = get<string>('APPNET_SERVICE_CONNECT_CONFIG_FILE');
-  const xdsEndpoint = given('APPMESH_XDS_ENDPOINT');
-  const configFile = get<string>('ENVOY_CONFIG_FILE');
-  const configuredRuntimeDir = get<string>('APPNET_RUNTIME_DIR');
+/**
+ * The whole configuration, checked before anything is probed or written: every row, every file it names, relay's
+ * section, then what sound variables describe (the Service Connect document, Cloud Map's region and identity). One
+ * AgentError lists the problems found.
+ */
+export function readConfig(env: Env, io: ConfigIo): Config {
+  const r = createReader(env, io);
+  const configuredRuntimeDir = r.get('APPNET_RUNTIME_DIR');
   // Unset: a directory of this agent's own, so that two agents on one host (a shared /tmp, a local mesh, tests)
   // never read each other's listeners or drive each other's Envoy.
   const runtimeDir = configuredRuntimeDir ?? `/tmp/appnet-agent-${(io.randomName ?? randomName)()}`;
+  const user = readUserBootstrap(r);
+  const mode = readMode(r, user.bootstrap !== null);
+  const envoyAdmin = readEnvoyAdmin(r, runtimeDir, user);
+  const agentAdmin = readAgentAdmin(r);
+  const node = readNode(r, mode, user.bootstrap !== null);
+  const tracing = readTracing(r, node.cluster);
+  const customFiles = readCustomFiles(r);
+  const dogStatsd = readDogStatsd(r);
+  const region = r.get('AWS_REGION') ?? null;
+  const relay = mode === 'relay' ? readRelay(r, region) : null;
+  const cloudMapDocument = mode === 'cloudmap' ? readServiceConnectDocument(r) : null;
+  const envoyLog = readEnvoyLog(r);
+  if (r.problems.length > 0) throw configurationError(r.problems);
+  // The variables are sound; what they describe is checked next, before anything is probed or written.
+  const cloudMap = cloudMapDocument === null ? null : checkCloudMap(r, cloudMapDocument, region);
 
-  let userBootstrap: Config['userBootstrap'] = null;
-  let userDocument: Record<string, unknown> | null = null;
-  if (configFile !== undefined) {
-    let content = '';
-    try {
-      content = io.readFile(configFile);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') problems.push(problem('ENVOY_CONFIG_FILE', configFile, `must name a readable file or a path to write (${code ?? (err as Error).message})`));
-    }
-    if (content.trim() !== '') {
-      const block = content.length > LARGE_BOOTSTRAP_BYTES && !content.trimStart().startsWith('{') ? topLevelBlock(content, 'admin') : null;
-      if (block !== null) {
-        // A large YAML bootstrap: only its admin block is read here (Envoy checks the whole file when it starts).
-        // Parsing all of it with the YAML library grew the agent's heap for good by tens of megabytes.
-        try {
-          userDocument = yaml().parse(block) as Record<string, unknown>;
-        } catch (err) {
-          problems.push(problem('ENVOY_CONFIG_FILE', configFile, `must contain YAML or JSON (${firstLine((err as Error).message)})`));
-        }
-      } else {
-        userDocument = parseDocument('ENVOY_CONFIG_FILE', configFile, content, { allowEmpty: false });
-      }
-      if (userDocument !== null) userBootstrap = { path: configFile };
-    }
-  }
-
-  let mode: Mode = 'static';
-  if (relayOn) {
-    mode = 'relay';
-    if (scInline !== undefined || scFile !== undefined) {
-      problems.push(problem('APPNET_SERVICE_CONNECT_CONFIG', scInline ?? scFile, 'must not be set in relay mode (APPNET_ENABLE_RELAY_MODE_FOR_XDS=true)'));
-    }
-  } else if (scInline !== undefined || scFile !== undefined) {
-    mode = 'cloudmap';
-    if (scInline !== undefined && scFile !== undefined) {
-      problems.push(problem('APPNET_SERVICE_CONNECT_CONFIG_FILE', scFile, 'must not be set together with APPNET_SERVICE_CONNECT_CONFIG; give one'));
-    }
-    if (xdsEndpoint !== undefined) {
-      problems.push(problem('APPMESH_XDS_ENDPOINT', xdsEndpoint, 'must not be set in Cloud Map mode: the agent is its own control plane'));
-    }
-  } else if (xdsEndpoint !== undefined) {
-    mode = 'ecs';
-    if (!xdsEndpoint.startsWith('unix://') || xdsEndpoint.length <= 'unix://'.length) {
-      problems.push(
-        problem('APPMESH_XDS_ENDPOINT', xdsEndpoint, 'must be unix://<path of the relay socket>; App Mesh regional endpoints are not supported (App Mesh ended on 2026-09-30)'),
-      );
-    }
-  } else if (userBootstrap === null) {
-    problems.push(
-      problem(
-        'APPMESH_XDS_ENDPOINT',
-        undefined,
-        'no mode selected: set APPMESH_XDS_ENDPOINT=unix://<relay socket> (ECS-managed), APPNET_SERVICE_CONNECT_CONFIG (Cloud Map), APPNET_ENABLE_RELAY_MODE_FOR_XDS=true (relay), or ENVOY_CONFIG_FILE to a bootstrap to use as given',
-      ),
-    );
-  }
-
-  // ── Envoy admin: derived from the bootstrap Envoy will actually run (reference bug: configured separately) ──
-  const envoyAdminMode = get<'tcp' | 'uds'>('ENVOY_ADMIN_MODE') ?? 'uds';
-  const ipv6Admin = get<boolean>('ENVOY_ADMIN_ACCESS_ENABLE_IPV6') === true;
-  let envoyAdminAddress: AdminAddress =
-    envoyAdminMode === 'uds'
-      ? { kind: 'uds', path: get<string>('ENVOY_ADMIN_UDS_PATH') ?? `${runtimeDir}/envoy_admin.sock` }
-      : { kind: 'tcp', host: ipv6Admin ? '::' : need<string>('ENVOY_ADMIN_ACCESS_ADDRESS'), port: need<number>('ENVOY_ADMIN_ACCESS_PORT') };
-  if (userBootstrap !== null && userDocument !== null) {
-    const fromFile = adminAddressOf(userDocument);
-    if (fromFile === null) {
-      problems.push(problem('ENVOY_CONFIG_FILE', userBootstrap.path, "must configure admin.address (a pipe or a socket_address): the agent needs Envoy's admin interface"));
-    } else {
-      envoyAdminAddress = fromFile;
-    }
-  }
-
-  // ── Management interface ────────────────────────────────────────────────────────────────────────────────────
-  let agentAdmin: AdminAddress | null = null;
-  if (env['APPNET_AGENT_ADMIN_MODE'] !== undefined) {
-    // As in the reference, the variable's presence starts the server; empty means tcp.
-    const m = get<'tcp' | 'uds'>('APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
-    agentAdmin =
-      m === 'uds'
-        ? { kind: 'uds', path: need<string>('APPNET_AGENT_ADMIN_UDS_PATH') }
-        : { kind: 'tcp', host: need<string>('APPNET_AGENT_HTTP_BIND_ADDRESS'), port: need<number>('APPNET_AGENT_HTTP_PORT') };
-  }
-
-  // ── Node identity and region ────────────────────────────────────────────────────────────────────────────────
-  const region = get<string>('AWS_REGION') ?? null;
-  const nodeId = given('APPMESH_RESOURCE_ARN') ?? given('APPMESH_RESOURCE_NAME') ?? given('APPMESH_VIRTUAL_NODE_NAME');
-  const nodeCluster = given('APPMESH_RESOURCE_CLUSTER') ?? given('APPMESH_VIRTUAL_NODE_CLUSTER') ?? nodeId;
-  if (mode === 'ecs' && userBootstrap === null && nodeId === undefined) {
-    problems.push(problem('APPMESH_RESOURCE_ARN', undefined, "must be set in ECS-managed mode: it is Envoy's node id (or set APPMESH_RESOURCE_NAME or APPMESH_VIRTUAL_NODE_NAME)"));
-  }
-  const fixedStatsTags = get<boolean>('ENABLE_ENVOY_STATS_TAGS') === true;
-  if (fixedStatsTags && nodeId !== undefined && parseMeshResource(nodeId) === null) {
-    problems.push(problem('ENABLE_ENVOY_STATS_TAGS', env['ENABLE_ENVOY_STATS_TAGS'], `needs a node id of the form mesh/<mesh>/<type>/<name>; APPMESH_RESOURCE_ARN is ${JSON.stringify(nodeId)}`));
-  }
-
-  // ── Tracing ─────────────────────────────────────────────────────────────────────────────────────────────────
-  const tracerFlags = (['ENABLE_ENVOY_XRAY_TRACING', 'ENABLE_ENVOY_DATADOG_TRACING', 'ENABLE_ENVOY_JAEGER_TRACING'] as const).filter((n) => get<boolean>(n) === true);
-  let tracing: Tracing | null = null;
-  const tracingFile = get<string>('ENVOY_TRACING_CFG_FILE');
-  if (tracerFlags.length > 1) {
-    for (const n of tracerFlags) problems.push(problem(n, env[n], `only one tracer can be enabled; ${tracerFlags.join(' and ')} are both true`));
-  } else if (tracerFlags.length === 1 && tracingFile === undefined) {
-    const clusterName = nodeCluster ?? 'envoy';
-    if (tracerFlags[0] === 'ENABLE_ENVOY_XRAY_TRACING') {
-      const daemon = parseXrayAddress(given('AWS_XRAY_DAEMON_ADDRESS'), need<number>('XRAY_DAEMON_PORT'));
-      if ('rule' in daemon) problems.push(problem('AWS_XRAY_DAEMON_ADDRESS', env['AWS_XRAY_DAEMON_ADDRESS'], daemon.rule));
-      const manifest = get<string>('XRAY_SAMPLING_RULE_MANIFEST');
-      let sampling: Extract<Tracing, { kind: 'xray' }>['sampling'] = null;
-      if (manifest !== undefined) {
-        const doc = readDocument('XRAY_SAMPLING_RULE_MANIFEST', manifest, { allowEmpty: false });
-        if (doc !== null) {
-          const rule = checkSamplingManifest(doc);
-          if (rule !== null) problems.push(problem('XRAY_SAMPLING_RULE_MANIFEST', manifest, rule));
-        }
-        sampling = { manifestPath: manifest };
-      } else {
-        const rate = get<number>('XRAY_SAMPLING_RATE');
-        if (rate !== undefined) {
-          const rounded = Math.round(rate * 100) / 100;
-          sampling = rounded === 0.05 ? null : { rate: rounded };
-        }
-      }
-      if (!('rule' in daemon)) {
-        tracing = { kind: 'xray', daemonAddress: daemon.address, daemonPort: daemon.port, segmentName: given('XRAY_SEGMENT_NAME') ?? clusterName, sampling };
-      }
-    } else if (tracerFlags[0] === 'ENABLE_ENVOY_DATADOG_TRACING') {
-      tracing = { kind: 'datadog', address: need('DATADOG_TRACER_ADDRESS'), port: need('DATADOG_TRACER_PORT'), serviceName: given('DD_SERVICE') ?? `envoy-${clusterName}` };
-    } else {
-      tracing = {
-        kind: 'zipkin',
-        address: need('JAEGER_TRACER_ADDRESS'),
-        port: need('JAEGER_TRACER_PORT'),
-        encoding: need<string>('JAEGER_TRACER_VERSION') === 'json' ? 'HTTP_JSON' : 'HTTP_PROTO',
-      };
-    }
-  }
-
-  // ── Custom files ────────────────────────────────────────────────────────────────────────────────────────────
-  const customFiles: CustomFile[] = [];
-  for (const variable of ['ENVOY_TRACING_CFG_FILE', 'ENVOY_STATS_CONFIG_FILE', 'ENVOY_STATS_SINKS_CFG_FILE', 'ENVOY_RESOURCES_CONFIG_FILE'] as const) {
-    const path = get<string>(variable);
-    if (path === undefined) continue;
-    const doc = readDocument(variable, path, { allowEmpty: variable === 'ENVOY_RESOURCES_CONFIG_FILE' });
-    if (doc === null) continue;
-    if (variable === 'ENVOY_STATS_SINKS_CFG_FILE' && !('stats_sinks' in doc) && !('statsSinks' in doc)) {
-      problems.push(problem(variable, path, 'must define stats_sinks'));
-      continue;
-    }
-    customFiles.push({ variable, path, document: doc });
-  }
-
-  // ── Stats sinks ─────────────────────────────────────────────────────────────────────────────────────────────
-  let dogStatsd: Config['dogStatsd'] = null;
-  if (get<boolean>('ENABLE_ENVOY_DOG_STATSD') === true && get<string>('ENVOY_STATS_SINKS_CFG_FILE') === undefined) {
-    const pipe = get<string>('STATSD_SOCKET_PATH');
-    dogStatsd = pipe !== undefined ? { pipe } : { address: need('STATSD_ADDRESS'), port: need('STATSD_PORT') };
-  }
-
-  // ── Relay ───────────────────────────────────────────────────────────────────────────────────────────────────
-  let relay: Config['relay'] = null;
-  if (mode === 'relay') {
-    if (region === null) problems.push(problem('AWS_REGION', env['AWS_REGION'], 'must be set in relay mode: it signs requests and names the default endpoint'));
-    let domain = get<string>('APPNET_MANAGEMENT_DOMAIN_NAME');
-    let port = need<number>('APPNET_MANAGEMENT_PORT');
-    if (domain === undefined && xdsEndpoint !== undefined) {
-      const parsed = parseEndpointUrl(xdsEndpoint);
-      if (parsed === null) {
-        problems.push(problem('APPMESH_XDS_ENDPOINT', xdsEndpoint, 'must be a URL such as https://ecs-sc.us-west-2.api.aws or host[:port] in relay mode'));
-      } else {
-        domain = parsed.host;
-        if (parsed.port !== null && !isSet('APPNET_MANAGEMENT_PORT')) port = parsed.port;
-      }
-    }
-    if (domain === undefined && region !== null) {
-      domain = `ecs-sc.${region}.${region.startsWith('cn-') ? 'api.amazonwebservices.com.cn' : 'api.aws'}`;
-    }
-    if (region !== null && domain !== undefined) {
-      relay = {
-        listenerPath: need('APPNET_RELAY_LISTENER_UDS_PATH'),
-        domain,
-        port,
-        caFile: relayCaFile(get<string>('APPNET_RELAY_CA_FILE'), io, problems),
-        signingName: need('APPMESH_SIGNING_NAME'),
-        region,
-        streamIdleTimeoutMs: need('RELAY_STREAM_IDLE_TIMEOUT'),
-        bufferLimitBytes: need('RELAY_BUFFER_LIMIT_BYTES'),
-        // Isolated partitions require P-384 (reference commit 4b21099).
-        tlsCurve: /^(us-isof-|eu-isoe-)/.test(region) ? 'P-384' : 'P-256',
-      };
-    }
-  }
-
-  // ── Cloud Map ───────────────────────────────────────────────────────────────────────────────────────────────
-  let cloudMap: Config['cloudMap'] = null;
-  if (mode === 'cloudmap') {
-    let document: unknown = undefined;
-    let source = 'APPNET_SERVICE_CONNECT_CONFIG';
-    let textContent: string | undefined = scInline;
-    if (scInline === undefined && scFile !== undefined) {
-      source = 'APPNET_SERVICE_CONNECT_CONFIG_FILE';
-      try {
-        textContent = io.readFile(scFile);
-      } catch (err) {
-        problems.push(problem(source, scFile, `must name a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
-      }
-    }
-    if (textContent !== undefined) {
-      try {
-        document = JSON.parse(textContent);
-      } catch (err) {
-        problems.push(problem(source, scInline ?? scFile, `must be a JSON document (${(err as Error).message})`));
-      }
-    }
-    cloudMap = {
-      document,
-      source,
-      hostsFile: need('APPNET_HOSTS_FILE'),
-      taskIpv4: get<string>('APPNET_TASK_IPV4') ?? null,
-      taskId: get<string>('APPNET_TASK_ID') ?? null,
-      availabilityZone: get<string>('APPNET_AVAILABILITY_ZONE') ?? null,
-      pollIntervalMs: need('APPNET_CLOUD_MAP_POLL_INTERVAL_MS'),
-      quotaShare: need<number>('APPNET_CLOUD_MAP_QUOTA_PERCENT') / 100,
-      vipCidr: need('APPNET_VIP_CIDR'),
-    };
-  }
-
-  // ── Logs ────────────────────────────────────────────────────────────────────────────────────────────────────
-  const logDir = get<string>('APPNET_ENVOY_LOG_DESTINATION');
-  const envoyLog: Config['envoyLog'] =
-    logDir === undefined
-      ? null
-      : {
-          dir: logDir,
-          name: need('APPNET_ENVOY_LOG_NAME'),
-          maxBytes: Math.round(need<number>('APPNET_AGENT_MAX_LOG_FILE_SIZE') * 1_048_576),
-          retention: need('APPNET_AGENT_MAX_RETENTION_COUNT'),
-        };
-
-  if (problems.length > 0) {
-    throw new AgentError('AGENT_ERR_CONFIG', `the configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}:`, { problems });
-  }
-
+  const { get, need, isSet } = r;
   const hcInterval = isSet('HC_POLL_INTERVAL_MS')
-    ? need<number>('HC_POLL_INTERVAL_MS')
+    ? need('HC_POLL_INTERVAL_MS')
     : isSet('APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S')
-      ? need<number>('APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000
-      : need<number>('HC_POLL_INTERVAL_MS');
-  const concurrency = need<number>('ENVOY_CONCURRENCY');
-  const maxRequests = need<number>('MAX_REQUESTS_PER_IO_CYCLE');
-  const usedMode: Mode = mode;
+      ? need('APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000
+      : need('HC_POLL_INTERVAL_MS');
+  const concurrency = need('ENVOY_CONCURRENCY');
+  const maxRequests = need('MAX_REQUESTS_PER_IO_CYCLE');
+  const configFile = get('ENVOY_CONFIG_FILE');
 
   const config: Config = {
-    mode: usedMode,
+    mode,
     envoyBinary: need('ENVOY_BINARY'),
     runtimeDir,
     runtimeDirOwned: configuredRuntimeDir === undefined,
     bootstrapPath: configFile ?? `${runtimeDir}/envoy-bootstrap.yaml`,
-    userBootstrap,
+    userBootstrap: user.bootstrap,
     envoyLogLevel: need('ENVOY_LOG_LEVEL'),
     agentLogLevel: get('APPNET_AGENT_LOG_LEVEL') ?? null,
-    concurrency: concurrency > 0 ? concurrency : usedMode === 'relay' ? 1 : null,
+    concurrency: concurrency > 0 ? concurrency : mode === 'relay' ? 1 : null,
     drainTimeS: need('LISTENER_DRAIN_WAIT_TIME_S'),
     disableHotRestart: need('DISABLE_HOT_RESTART'),
     skipDeprecatedLogs: need('ENVOY_SKIP_DEPRECATED_LOGS'),
     restartCount: need('APPNET_ENVOY_RESTART_COUNT'),
-    envoyAdmin: { address: envoyAdminAddress, accessLogPath: get<string>('ENVOY_ADMIN_ACCESS_LOG_FILE') ?? `${runtimeDir}/envoy_admin_access.log`, ipv4Compat: ipv6Admin && envoyAdminMode === 'tcp' },
+    envoyAdmin,
     agentAdmin,
-    loggingResetTimeoutMs: need<number>('APPNET_AGENT_LOGGING_RESET_TIMEOUT') * 1000,
-    health: { pollIntervalMs: hcInterval, disconnectedTimeoutMs: need<number>('HC_DISCONNECTED_TIMEOUT_S') * 1000 },
+    loggingResetTimeoutMs: need('APPNET_AGENT_LOGGING_RESET_TIMEOUT') * 1000,
+    health: { pollIntervalMs: hcInterval, disconnectedTimeoutMs: need('HC_DISCONNECTED_TIMEOUT_S') * 1000 },
     readinessProbe: {
-      intervalMs: need<number>('APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000,
-      timeoutMs: need<number>('APPNET_AGENT_POLL_ENVOY_READINESS_TIMEOUT_S') * 1000,
+      intervalMs: need('APPNET_AGENT_POLL_ENVOY_READINESS_INTERVAL_S') * 1000,
+      timeoutMs: need('APPNET_AGENT_POLL_ENVOY_READINESS_TIMEOUT_S') * 1000,
     },
-    stats: { snapshotEnabled: need('ENABLE_STATS_SNAPSHOT'), snapshotIntervalMs: need<number>('APPNET_STATS_SNAPSHOT_INTERVAL_S') * 1000 },
+    stats: { snapshotEnabled: need('ENABLE_STATS_SNAPSHOT'), snapshotIntervalMs: need('APPNET_STATS_SNAPSHOT_INTERVAL_S') * 1000 },
     envoyLog,
     region,
-    node: nodeId === undefined ? null : { id: nodeId, cluster: nodeCluster ?? nodeId },
+    node: node.id === undefined ? null : { id: node.id, cluster: node.cluster ?? node.id },
     ecs: {
-      xdsSocketUri: usedMode === 'ecs' ? (xdsEndpoint ?? null) : null,
+      xdsSocketUri: mode === 'ecs' ? (r.given('APPMESH_XDS_ENDPOINT') ?? null) : null,
       listenerPortMapping: get('APPNET_LISTENER_PORT_MAPPING') ?? null,
       containerIpMapping: get('APPNET_CONTAINER_IP_MAPPING') ?? null,
       namespaceName: get('NAMESPACE_NAME') ?? null,
@@ -484,8 +282,8 @@ export function readConfig(env: Env, io: ConfigIo): Config {
       containerInstanceArn: get('ECS_CONTAINER_INSTANCE_ARN') ?? null,
       metadataUri: get('ECS_CONTAINER_METADATA_URI_V4') ?? null,
       fipsModeEnabled: need('APPNET_FIPS_MODE_ENABLED'),
-      metricExtension: need<string>('APPMESH_METRIC_EXTENSION_VERSION') === '1',
-      fixedStatsTags,
+      metricExtension: need('APPMESH_METRIC_EXTENSION_VERSION') === '1',
+      fixedStatsTags: node.fixedStatsTags,
       initialFetchTimeoutS: need('ENVOY_INITIAL_FETCH_TIMEOUT'),
       sdsSocketPath: get('APPMESH_SDS_SOCKET_PATH') ?? null,
     },
@@ -495,7 +293,7 @@ export function readConfig(env: Env, io: ConfigIo): Config {
       useHttpClientForAwsCredentials: need('ENVOY_USE_HTTP_CLIENT_TO_FETCH_AWS_CREDENTIALS'),
       maxRequestsPerIoCycle: maxRequests > 0 ? maxRequests : null,
     },
-    outlierEventLogPath: get<string>('ENVOY_OUTLIER_DETECTION_EVENT_LOG_PATH') ?? null,
+    outlierEventLogPath: get('ENVOY_OUTLIER_DETECTION_EVENT_LOG_PATH') ?? null,
     tracing,
     statsFlushIntervalMs: get('ENVOY_STATS_FLUSH_INTERVAL') ?? null,
     dogStatsd,
@@ -509,40 +307,284 @@ export function readConfig(env: Env, io: ConfigIo): Config {
   return deepFreeze(config);
 }
 
+/** Reads one variable by its row, outside readConfig (`agent healthcheck` reads only the few it needs). */
+export function readVariable<N extends VarName>(env: Env, name: N): ValueOf<N> | undefined {
+  const r = createReader({ [name]: env[name] }, { readFile: () => '' });
+  if (r.problems.length > 0) throw configurationError(r.problems);
+  return r.get(name);
+}
+
+// ── Sections ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+interface UserBootstrap {
+  readonly bootstrap: Config['userBootstrap'];
+  /** What the agent read of it: the whole document, or only its admin block when it is large. */
+  readonly document: Record<string, unknown> | null;
+}
+
+/** ENVOY_CONFIG_FILE: a bootstrap used as given when the file exists and is not empty. */
+function readUserBootstrap(r: Reader): UserBootstrap {
+  const configFile = r.get('ENVOY_CONFIG_FILE');
+  if (configFile === undefined) return { bootstrap: null, document: null };
+  let content = '';
+  try {
+    content = r.io.readFile(configFile);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') r.problem('ENVOY_CONFIG_FILE', configFile, `must name a readable file or a path to write (${code ?? (err as Error).message})`);
+  }
+  if (content.trim() === '') return { bootstrap: null, document: null };
+  let document: Record<string, unknown> | null = null;
+  const block = content.length > LARGE_BOOTSTRAP_BYTES && !content.trimStart().startsWith('{') ? topLevelBlock(content, 'admin') : null;
+  if (block !== null) {
+    // A large YAML bootstrap: only its admin block is read here (Envoy checks the whole file when it starts).
+    // Parsing all of it with the YAML library grew the agent's heap for good by tens of megabytes.
+    try {
+      document = yaml().parse(block) as Record<string, unknown>;
+    } catch (err) {
+      r.problem('ENVOY_CONFIG_FILE', configFile, `must contain YAML or JSON (${firstLine((err as Error).message)})`);
+    }
+  } else {
+    document = r.parseDocument('ENVOY_CONFIG_FILE', configFile, content, { allowEmpty: false });
+  }
+  return document === null ? { bootstrap: null, document: null } : { bootstrap: { path: configFile }, document };
+}
+
+/** The mode, from the variables that select one; their conflicts. */
+function readMode(r: Reader, hasUserBootstrap: boolean): Mode {
+  const scInline = r.given('APPNET_SERVICE_CONNECT_CONFIG');
+  const scFile = r.get('APPNET_SERVICE_CONNECT_CONFIG_FILE');
+  const xdsEndpoint = r.given('APPMESH_XDS_ENDPOINT');
+  if (r.get('APPNET_ENABLE_RELAY_MODE_FOR_XDS') === true) {
+    if (scInline !== undefined || scFile !== undefined) {
+      r.problem('APPNET_SERVICE_CONNECT_CONFIG', scInline ?? scFile, 'must not be set in relay mode (APPNET_ENABLE_RELAY_MODE_FOR_XDS=true)');
+    }
+    return 'relay';
+  }
+  if (scInline !== undefined || scFile !== undefined) {
+    if (scInline !== undefined && scFile !== undefined) {
+      r.problem('APPNET_SERVICE_CONNECT_CONFIG_FILE', scFile, 'must not be set together with APPNET_SERVICE_CONNECT_CONFIG; give one');
+    }
+    if (xdsEndpoint !== undefined) r.problem('APPMESH_XDS_ENDPOINT', xdsEndpoint, 'must not be set in Cloud Map mode: the agent is its own control plane');
+    return 'cloudmap';
+  }
+  if (xdsEndpoint !== undefined) {
+    if (!xdsEndpoint.startsWith('unix://') || xdsEndpoint.length <= 'unix://'.length) {
+      r.problem('APPMESH_XDS_ENDPOINT', xdsEndpoint, 'must be unix://<path of the relay socket>; App Mesh regional endpoints are not supported (App Mesh ended on 2026-09-30)');
+    }
+    return 'ecs';
+  }
+  if (!hasUserBootstrap) {
+    r.problem(
+      'APPMESH_XDS_ENDPOINT',
+      undefined,
+      'no mode selected: set APPMESH_XDS_ENDPOINT=unix://<relay socket> (ECS-managed), APPNET_SERVICE_CONNECT_CONFIG (Cloud Map), APPNET_ENABLE_RELAY_MODE_FOR_XDS=true (relay), or ENVOY_CONFIG_FILE to a bootstrap to use as given',
+    );
+  }
+  return 'static';
+}
+
+/** Envoy's admin address: derived from the bootstrap Envoy will actually run (reference bug: configured separately). */
+function readEnvoyAdmin(r: Reader, runtimeDir: string, user: UserBootstrap): Config['envoyAdmin'] {
+  const envoyAdminMode = r.get('ENVOY_ADMIN_MODE') ?? 'uds';
+  const ipv6Admin = r.get('ENVOY_ADMIN_ACCESS_ENABLE_IPV6') === true;
+  let address: AdminAddress =
+    envoyAdminMode === 'uds'
+      ? { kind: 'uds', path: r.get('ENVOY_ADMIN_UDS_PATH') ?? `${runtimeDir}/envoy_admin.sock` }
+      : { kind: 'tcp', host: ipv6Admin ? '::' : r.need('ENVOY_ADMIN_ACCESS_ADDRESS'), port: r.need('ENVOY_ADMIN_ACCESS_PORT') };
+  if (user.bootstrap !== null && user.document !== null) {
+    const fromFile = adminAddressOf(user.document);
+    if (fromFile === null) {
+      r.problem('ENVOY_CONFIG_FILE', user.bootstrap.path, "must configure admin.address (a pipe or a socket_address): the agent needs Envoy's admin interface");
+    } else {
+      address = fromFile;
+    }
+  }
+  return { address, accessLogPath: r.get('ENVOY_ADMIN_ACCESS_LOG_FILE') ?? `${runtimeDir}/envoy_admin_access.log`, ipv4Compat: ipv6Admin && envoyAdminMode === 'tcp' };
+}
+
+/** The management interface: as in the reference, the variable's presence starts the server; empty means tcp. */
+function readAgentAdmin(r: Reader): AdminAddress | null {
+  if (r.env['APPNET_AGENT_ADMIN_MODE'] === undefined) return null;
+  const m = r.get('APPNET_AGENT_ADMIN_MODE') ?? 'tcp';
+  return m === 'uds'
+    ? { kind: 'uds', path: r.need('APPNET_AGENT_ADMIN_UDS_PATH') }
+    : { kind: 'tcp', host: r.need('APPNET_AGENT_HTTP_BIND_ADDRESS'), port: r.need('APPNET_AGENT_HTTP_PORT') };
+}
+
+/** Envoy's node id and cluster, and the fixed stats tags that need a mesh resource as the id. */
+function readNode(r: Reader, mode: Mode, hasUserBootstrap: boolean): { id: string | undefined; cluster: string | undefined; fixedStatsTags: boolean } {
+  const id = r.given('APPMESH_RESOURCE_ARN') ?? r.given('APPMESH_RESOURCE_NAME') ?? r.given('APPMESH_VIRTUAL_NODE_NAME');
+  const cluster = r.given('APPMESH_RESOURCE_CLUSTER') ?? r.given('APPMESH_VIRTUAL_NODE_CLUSTER') ?? id;
+  if (mode === 'ecs' && !hasUserBootstrap && id === undefined) {
+    r.problem('APPMESH_RESOURCE_ARN', undefined, "must be set in ECS-managed mode: it is Envoy's node id (or set APPMESH_RESOURCE_NAME or APPMESH_VIRTUAL_NODE_NAME)");
+  }
+  const fixedStatsTags = r.get('ENABLE_ENVOY_STATS_TAGS') === true;
+  if (fixedStatsTags && id !== undefined && parseMeshResource(id) === null) {
+    r.problem('ENABLE_ENVOY_STATS_TAGS', r.env['ENABLE_ENVOY_STATS_TAGS'], `needs a node id of the form mesh/<mesh>/<type>/<name>; APPMESH_RESOURCE_ARN is ${JSON.stringify(id)}`);
+  }
+  return { id, cluster, fixedStatsTags };
+}
+
+/** One tracer at most; its settings (unless ENVOY_TRACING_CFG_FILE gives the whole tracing block). */
+function readTracing(r: Reader, nodeCluster: string | undefined): Tracing | null {
+  const tracerFlags = (['ENABLE_ENVOY_XRAY_TRACING', 'ENABLE_ENVOY_DATADOG_TRACING', 'ENABLE_ENVOY_JAEGER_TRACING'] as const).filter((n) => r.get(n) === true);
+  if (tracerFlags.length > 1) {
+    for (const n of tracerFlags) r.problem(n, r.env[n], `only one tracer can be enabled; ${tracerFlags.join(' and ')} are both true`);
+    return null;
+  }
+  if (tracerFlags.length !== 1 || r.get('ENVOY_TRACING_CFG_FILE') !== undefined) return null;
+  const clusterName = nodeCluster ?? 'envoy';
+  if (tracerFlags[0] === 'ENABLE_ENVOY_XRAY_TRACING') {
+    const daemon = parseXrayAddress(r.given('AWS_XRAY_DAEMON_ADDRESS'), r.need('XRAY_DAEMON_PORT'));
+    if ('rule' in daemon) r.problem('AWS_XRAY_DAEMON_ADDRESS', r.env['AWS_XRAY_DAEMON_ADDRESS'], daemon.rule);
+    const manifest = r.get('XRAY_SAMPLING_RULE_MANIFEST');
+    let sampling: Extract<Tracing, { kind: 'xray' }>['sampling'] = null;
+    if (manifest !== undefined) {
+      const doc = r.readDocument('XRAY_SAMPLING_RULE_MANIFEST', manifest, { allowEmpty: false });
+      if (doc !== null) {
+        const rule = checkSamplingManifest(doc);
+        if (rule !== null) r.problem('XRAY_SAMPLING_RULE_MANIFEST', manifest, rule);
+      }
+      sampling = { manifestPath: manifest };
+    } else {
+      const rate = r.get('XRAY_SAMPLING_RATE');
+      if (rate !== undefined) {
+        const rounded = Math.round(rate * 100) / 100;
+        sampling = rounded === 0.05 ? null : { rate: rounded };
+      }
+    }
+    if ('rule' in daemon) return null;
+    return { kind: 'xray', daemonAddress: daemon.address, daemonPort: daemon.port, segmentName: r.given('XRAY_SEGMENT_NAME') ?? clusterName, sampling };
+  }
+  if (tracerFlags[0] === 'ENABLE_ENVOY_DATADOG_TRACING') {
+    return { kind: 'datadog', address: r.need('DATADOG_TRACER_ADDRESS'), port: r.need('DATADOG_TRACER_PORT'), serviceName: r.given('DD_SERVICE') ?? `envoy-${clusterName}` };
+  }
+  return {
+    kind: 'zipkin',
+    address: r.need('JAEGER_TRACER_ADDRESS'),
+    port: r.need('JAEGER_TRACER_PORT'),
+    encoding: r.need('JAEGER_TRACER_VERSION') === 'json' ? 'HTTP_JSON' : 'HTTP_PROTO',
+  };
+}
+
+/** The custom files merged into the bootstrap, each read and parsed now. */
+function readCustomFiles(r: Reader): CustomFile[] {
+  const customFiles: CustomFile[] = [];
+  for (const variable of ['ENVOY_TRACING_CFG_FILE', 'ENVOY_STATS_CONFIG_FILE', 'ENVOY_STATS_SINKS_CFG_FILE', 'ENVOY_RESOURCES_CONFIG_FILE'] as const) {
+    const path = r.get(variable);
+    if (path === undefined) continue;
+    const doc = r.readDocument(variable, path, { allowEmpty: variable === 'ENVOY_RESOURCES_CONFIG_FILE' });
+    if (doc === null) continue;
+    if (variable === 'ENVOY_STATS_SINKS_CFG_FILE' && !('stats_sinks' in doc) && !('statsSinks' in doc)) {
+      r.problem(variable, path, 'must define stats_sinks');
+      continue;
+    }
+    customFiles.push({ variable, path, document: doc });
+  }
+  return customFiles;
+}
+
+/** The DogStatsD sink, unless a sinks file replaces it. */
+function readDogStatsd(r: Reader): Config['dogStatsd'] {
+  if (r.get('ENABLE_ENVOY_DOG_STATSD') !== true || r.get('ENVOY_STATS_SINKS_CFG_FILE') !== undefined) return null;
+  const pipe = r.get('STATSD_SOCKET_PATH');
+  return pipe !== undefined ? { pipe } : { address: r.need('STATSD_ADDRESS'), port: r.need('STATSD_PORT') };
+}
+
+/** Relay mode's section: its rules are relay/'s (relay/config.ts); the variables are parsed by the table here. */
+function readRelay(r: Reader, region: string | null): RelaySettings | null {
+  return readRelaySection(
+    {
+      region,
+      regionAsGiven: r.env['AWS_REGION'],
+      xdsEndpoint: r.given('APPMESH_XDS_ENDPOINT'),
+      domain: r.get('APPNET_MANAGEMENT_DOMAIN_NAME'),
+      port: r.need('APPNET_MANAGEMENT_PORT'),
+      portSet: r.isSet('APPNET_MANAGEMENT_PORT'),
+      listenerPath: r.need('APPNET_RELAY_LISTENER_UDS_PATH'),
+      caFile: r.get('APPNET_RELAY_CA_FILE'),
+      signingName: r.need('APPMESH_SIGNING_NAME'),
+      streamIdleTimeoutMs: r.need('RELAY_STREAM_IDLE_TIMEOUT'),
+      bufferLimitBytes: r.need('RELAY_BUFFER_LIMIT_BYTES'),
+    },
+    (path) => r.io.readFile(path),
+    r.problem,
+  );
+}
+
+/** The Service Connect document as given: inline or in a file, JSON. */
+function readServiceConnectDocument(r: Reader): { source: ServiceConnectSource; document: unknown } {
+  const scInline = r.given('APPNET_SERVICE_CONNECT_CONFIG');
+  const scFile = r.get('APPNET_SERVICE_CONNECT_CONFIG_FILE');
+  let document: unknown = undefined;
+  let source: ServiceConnectSource = 'APPNET_SERVICE_CONNECT_CONFIG';
+  let textContent: string | undefined = scInline;
+  if (scInline === undefined && scFile !== undefined) {
+    source = 'APPNET_SERVICE_CONNECT_CONFIG_FILE';
+    try {
+      textContent = r.io.readFile(scFile);
+    } catch (err) {
+      r.problem(source, scFile, `must name a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  if (textContent !== undefined) {
+    try {
+      document = JSON.parse(textContent);
+    } catch (err) {
+      r.problem(source, scInline ?? scFile, `must be a JSON document (${(err as Error).message})`);
+    }
+  }
+  return { source, document };
+}
+
+/**
+ * Cloud Map mode's section, once its variables are sound: the Service Connect document by ECS's rules (its problems
+ * under its own name, `<source> has N problems:`), then the region and, without a task metadata endpoint, the
+ * identity instances are registered with (APPNET_TASK_*), listed together.
+ */
+function checkCloudMap(r: Reader, { source, document }: { source: ServiceConnectSource; document: unknown }, region: string | null): NonNullable<Config['cloudMap']> {
+  const checked = validateServiceConnectConfig(document);
+  if (checked.config === null) throw configurationError(checked.problems.map((p) => `${source}: ${p}`), source);
+  const serviceConnect = checked.config;
+  const taskIpv4 = r.get('APPNET_TASK_IPV4') ?? null;
+  const taskId = r.get('APPNET_TASK_ID') ?? null;
+  const problems = r.get('ECS_CONTAINER_METADATA_URI_V4') === undefined ? identityProblems(serviceConnect, { ipv4: taskIpv4, taskId }) : [];
+  if (region === null) problems.push(problem('AWS_REGION', undefined, 'must be set in Cloud Map mode: the Cloud Map client needs a region'));
+  if (problems.length > 0) throw configurationError(problems);
+  return {
+    document,
+    serviceConnect,
+    source,
+    region: region as string,
+    hostsFile: r.need('APPNET_HOSTS_FILE'),
+    taskIpv4,
+    taskId,
+    availabilityZone: r.get('APPNET_AVAILABILITY_ZONE') ?? null,
+    pollIntervalMs: r.need('APPNET_CLOUD_MAP_POLL_INTERVAL_MS'),
+    quotaShare: r.need('APPNET_CLOUD_MAP_QUOTA_PERCENT') / 100,
+    vipCidr: r.need('APPNET_VIP_CIDR'),
+  };
+}
+
+/** The Envoy log file and its rotation; null: Envoy logs to the agent's stdout. */
+function readEnvoyLog(r: Reader): Config['envoyLog'] {
+  const dir = r.get('APPNET_ENVOY_LOG_DESTINATION');
+  if (dir === undefined) return null;
+  return {
+    dir,
+    name: r.need('APPNET_ENVOY_LOG_NAME'),
+    maxBytes: Math.round(r.need('APPNET_AGENT_MAX_LOG_FILE_SIZE') * 1_048_576),
+    retention: r.need('APPNET_AGENT_MAX_RETENTION_COUNT'),
+  };
+}
+
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
-}
-
-/**
- * APPNET_RELAY_CA_FILE: a configured file must be a readable PEM bundle; unset, the first system bundle that is
- * one (Amazon Linux's /etc/pki/tls/cert.pem first). Without a CA bundle Envoy would reject the relay bootstrap
- * with `Invalid path`, naming no variable.
- */
-function relayCaFile(configured: string | undefined, io: ConfigIo, problems: string[]): string {
-  const check = (path: string): string | null => {
-    let content: string;
-    try {
-      content = io.readFile(path);
-    } catch (err) {
-      return `must name a readable CA bundle (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
-    }
-    return content.includes('-----BEGIN CERTIFICATE-----') ? null : 'must name a CA bundle: PEM certificates (-----BEGIN CERTIFICATE-----)';
-  };
-  if (configured !== undefined) {
-    const rule = check(configured);
-    if (rule !== null) problems.push(problem('APPNET_RELAY_CA_FILE', configured, rule));
-    return configured;
-  }
-  const found = CA_BUNDLES.find((path) => check(path) === null);
-  if (found === undefined) {
-    problems.push(problem('APPNET_RELAY_CA_FILE', undefined, `must be set in relay mode on this system: none of ${CA_BUNDLES.join(', ')} is a readable CA bundle`));
-    return CA_BUNDLES[0];
-  }
-  return found;
 }
 
 /** Above this size a YAML user bootstrap is read for its admin block only. */
@@ -646,17 +688,4 @@ function checkSamplingManifest(doc: Record<string, unknown>): string | null {
     }
   }
   return null;
-}
-
-function parseEndpointUrl(raw: string): { host: string; port: number | null } | null {
-  const withScheme = /^[a-z]+:\/\//.test(raw) ? raw : `https://${raw}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    return null;
-  }
-  if (url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) return null;
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return { host, port: url.port === '' ? null : Number(url.port) };
 }

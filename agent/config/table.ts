@@ -22,6 +22,7 @@ import {
   text,
   type Parser,
 } from './parsers.ts';
+import { CA_BUNDLES } from '../../relay/index.ts';
 
 /** Where a variable applies. `all` is every mode. */
 export type Scope = 'all' | 'ecs' | 'relay' | 'cloudmap' | 'ecs+cloudmap';
@@ -41,26 +42,16 @@ export interface EnvVar {
   readonly secret?: boolean;
 }
 
-/**
- * System CA bundles, in the order they are tried when APPNET_RELAY_CA_FILE is unset: Amazon Linux's path first (the
- * reference's fixed path, and where ECS mounts the host's /etc/pki), then Debian and Ubuntu, RHEL and Fedora,
- * openSUSE, Alpine.
- */
-export const CA_BUNDLES = [
-  '/etc/pki/tls/cert.pem',
-  '/etc/ssl/certs/ca-certificates.crt',
-  '/etc/pki/tls/certs/ca-bundle.crt',
-  '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem',
-  '/etc/ssl/ca-bundle.pem',
-  '/etc/ssl/cert.pem',
-] as const;
+/** Relay mode's CA bundles (relay/config.ts), for the APPNET_RELAY_CA_FILE row's text. */
+export { CA_BUNDLES };
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'critical', 'off'] as const;
 export type EnvoyLogLevel = (typeof LOG_LEVELS)[number];
 
 const port = integer(1, 65535);
 
-export const envTable: readonly EnvVar[] = [
+/** The rows with their literal types (names, parsers), from which VarName and ValueOf are derived. */
+const rows = [
   // ── Process and Envoy ────────────────────────────────────────────────────────────────────────────────────────
   {
     name: 'ENVOY_BINARY',
@@ -634,6 +625,13 @@ export const envTable: readonly EnvVar[] = [
     scope: 'relay',
     doc: 'Relay mode: per-connection buffer limit, listener and cluster.',
   },
-];
+] as const satisfies readonly EnvVar[];
+
+export const envTable: readonly EnvVar[] = rows;
 
 export const envTableByName: ReadonlyMap<string, EnvVar> = new Map(envTable.map((row) => [row.name, row]));
+
+/** The name of a row of the table. */
+export type VarName = (typeof rows)[number]['name'];
+/** A row's parsed value, by its name: the rows are typed, so readers need no casts. */
+export type ValueOf<N extends VarName> = Extract<(typeof rows)[number], { readonly name: N }>['parser'] extends Parser<infer T> ? T : never;

@@ -43,7 +43,8 @@ export interface SupervisorOptions {
   readonly logger: Logger;
   /** Envoy's stdout and stderr: inherited, or a file descriptor (the rotated log file). */
   readonly output: 'inherit' | number;
-  readonly env?: NodeJS.ProcessEnv;
+  /** Envoy's environment: the agent's, handed in by run (main.ts reads it); unset, the child inherits the process's. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Called after each spawn and each exit, for health and metrics. */
   readonly onSpawn?: (pid: number, restartCount: number) => void;
@@ -118,7 +119,7 @@ export class EnvoySupervisor {
     this.#opts.logger.info('starting Envoy', { argv: [this.#opts.binary, ...args], restartCount: this.#restarts });
     // detached: Envoy gets its own process group, so a signal sent to the agent's group (Ctrl-C in a terminal,
     // `timeout`, a process manager) reaches only the agent, which then drains before stopping Envoy.
-    const child = (this.#opts.spawn ?? spawn)(command ?? this.#opts.binary, argv, { stdio, env: this.#opts.env ?? process.env, detached: true });
+    const child = (this.#opts.spawn ?? spawn)(command ?? this.#opts.binary, argv, { stdio, ...(this.#opts.env !== undefined ? { env: this.#opts.env } : {}), detached: true });
     this.#child = child;
     this.#state = 'running';
     let reported = false;

@@ -1,16 +1,15 @@
 /**
  * computeHealth: Envoy's observed state → HEALTHY or UNHEALTHY with reasons. Pure (the clock is an argument).
  *
- * HEALTHY when Envoy is LIVE, its initial configuration applied (no listener failed to be created), and, in
- * ECS-managed mode, it has not been disconnected from the management server for longer than
- * HC_DISCONNECTED_TIMEOUT_S. In relay, Cloud Map and static modes, LIVE is enough; in Cloud Map mode, an update that
- * could not be applied (Envoy rejected it, a write failed) is a reason too, until a retry applies it. Every UNHEALTHY
- * has a reason.
+ * HEALTHY when Envoy is LIVE, its initial configuration applied (no listener failed to be created), and, when the
+ * mode watches the management server (ECS-managed mode: RunMode.watchesManagementServer), it has not been
+ * disconnected from it for longer than HC_DISCONNECTED_TIMEOUT_S. In relay, Cloud Map and user-bootstrap modes, LIVE
+ * is enough; the mode's own problems are reasons too (Cloud Map: an update that could not be applied, until a retry
+ * applies it). Every UNHEALTHY has a reason.
  */
-import type { Mode } from '../config/index.ts';
-
 export interface HealthObservation {
-  readonly mode: Mode;
+  /** ECS-managed mode: the management-server connection counts (RunMode.watchesManagementServer). */
+  readonly watchesManagementServer: boolean;
   /** Envoy's /ready body (LIVE, INITIALIZING, ...), UNREACHABLE when the call failed, NOT_RUNNING between restarts. */
   readonly envoyState: string;
   /** ECS-managed mode: null until the first successful stats read. */
@@ -36,7 +35,7 @@ export function computeHealth(o: HealthObservation): HealthVerdict {
   }
   if (o.listenerCreateFailures > 0) reasons.push(`Envoy failed to create ${o.listenerCreateFailures} listener(s) from its configuration`);
   reasons.push(...(o.modeProblems ?? []));
-  if (o.mode === 'ecs' && o.envoyState === 'LIVE' && o.connected !== true) {
+  if (o.watchesManagementServer && o.envoyState === 'LIVE' && o.connected !== true) {
     const since = o.disconnectedSinceMs ?? o.nowMs;
     const forMs = o.nowMs - since;
     if (forMs >= o.disconnectedTimeoutMs) {

@@ -5,7 +5,6 @@
  * Envoy starts or exits.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Mode } from '../config/index.ts';
 import type { EnvoyAdminClient } from '../envoy/index.ts';
 import type { Logger } from '../logger.ts';
 import { computeHealth, type HealthVerdict } from './compute-health.ts';
@@ -19,7 +18,8 @@ export interface EnvoyProcessInfo {
 export type HealthAdmin = Pick<EnvoyAdminClient, 'serverState' | 'stats'>;
 
 export interface HealthMonitorOptions {
-  readonly mode: Mode;
+  /** ECS-managed mode: Envoy's connection to the management server counts (RunMode.watchesManagementServer). */
+  readonly watchesManagementServer: boolean;
   readonly admin: HealthAdmin;
   readonly envoy: () => EnvoyProcessInfo;
   readonly pollIntervalMs: number;
@@ -29,7 +29,7 @@ export interface HealthMonitorOptions {
   readonly now?: () => number;
   readonly onTransition?: (to: HealthVerdict['status'], reasons: readonly string[]) => void;
   /** The mode's own state (Cloud Map: an update Envoy rejected, a write that fails; warnings that leave health as is). */
-  readonly extension?: () => { problems: readonly string[]; warnings: readonly string[] };
+  readonly modeHealth?: () => { problems: readonly string[]; warnings: readonly string[] };
 }
 
 /** The /status document. Keys and string values as in the reference agent, plus `reasons`. */
@@ -111,7 +111,7 @@ export class HealthMonitor {
       try {
         const stats = await this.#opts.admin.stats('^(control_plane\\.connected_state|listener_manager\\.listener_create_failure)$', callOpts);
         const failures = stats.find((s) => s.name === 'listener_manager.listener_create_failure')?.value ?? 0;
-        if (this.#opts.mode === 'ecs') {
+        if (this.#opts.watchesManagementServer) {
           const connected = stats.find((s) => s.name === 'control_plane.connected_state')?.value === 1;
           if (connected !== this.#connected) {
             this.#disconnectedSinceMs = connected ? null : this.#now();
@@ -129,12 +129,12 @@ export class HealthMonitor {
       }
     }
     const verdict = computeHealth({
-      mode: this.#opts.mode,
+      watchesManagementServer: this.#opts.watchesManagementServer,
       envoyState: this.#envoyState,
       connected: this.#connected,
       disconnectedSinceMs: this.#disconnectedSinceMs,
       listenerCreateFailures: this.#judgedPid === envoy.pid ? this.#initialFailures : 0,
-      modeProblems: this.#opts.extension?.().problems ?? [],
+      modeProblems: this.#opts.modeHealth?.().problems ?? [],
       nowMs: this.#now(),
       disconnectedTimeoutMs: this.#opts.disconnectedTimeoutMs,
     });
@@ -157,14 +157,14 @@ export class HealthMonitor {
       envoyReadinessState: this.#readiness,
       reasons: this.#verdict === null ? ['the first health check has not finished'] : [...this.#verdict.reasons],
     };
-    if (this.#opts.mode === 'ecs' && this.#connected !== null) {
+    if (this.#opts.watchesManagementServer && this.#connected !== null) {
       doc.managementServerConnectionStatus = this.#connected ? 'CONNECTED' : 'NOT_CONNECTED';
       if (!this.#connected && this.#disconnectedSinceMs !== null) doc.managementServerDisconnectedTimestamp = new Date(this.#disconnectedSinceMs).toISOString();
     }
     if (this.#initialConfig !== null) doc.initialConfigUpdateStatus = this.#initialConfig;
     // Keep the reference's key order: readiness and initial config after the connection fields.
     const { reasons, envoyReadinessState, initialConfigUpdateStatus, ...rest } = doc;
-    const warnings = this.#opts.extension?.().warnings ?? [];
+    const warnings = this.#opts.modeHealth?.().warnings ?? [];
     return { ...rest, envoyReadinessState, ...(initialConfigUpdateStatus ? { initialConfigUpdateStatus } : {}), reasons, ...(warnings.length > 0 ? { warnings: [...warnings] } : {}) };
   }
 }

@@ -81,6 +81,49 @@ export function supportedIpFamilies(task: TaskMetadata): 'ALL' | 'IPv4_ONLY' | '
   return v4 && v6 ? 'ALL' : v4 ? 'IPv4_ONLY' : v6 ? 'IPv6_ONLY' : null;
 }
 
+/** The task metadata endpoint v4's documents: the task (`/task`) and, when asked for, this container (the endpoint itself). */
+export interface TaskDocuments {
+  readonly task: TaskMetadata;
+  /** Empty when not asked for or when it could not be read (only its Limits are used). */
+  readonly container: TaskMetadata;
+}
+
+/**
+ * One read of the task metadata endpoint at start (run shares it between the bootstrap's node metadata and Cloud
+ * Map's task identity). Throws when the task document cannot be read within the deadline.
+ */
+export async function fetchTaskMetadata(metadataUri: string, opts: { readonly timeoutMs?: number; readonly signal?: AbortSignal; readonly container?: boolean } = {}): Promise<TaskDocuments> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const [task, container] = await Promise.all([
+    fetchJson(`${metadataUri}/task`, timeoutMs, opts.signal) as Promise<TaskMetadata>,
+    opts.container === false ? ({} as TaskMetadata) : (fetchJson(metadataUri, timeoutMs, opts.signal).catch(() => ({})) as Promise<TaskMetadata>),
+  ]);
+  return { task, container };
+}
+
+/** The machine's facts, and the task's from its metadata documents when there are any. */
+export function platformOf(docs: TaskDocuments | null): Platform {
+  let machineName: string | null = null;
+  try {
+    machineName = machine();
+  } catch {
+    machineName = null;
+  }
+  const task: Platform['task'] =
+    docs === null
+      ? null
+      : {
+          clusterArn: docs.task.Cluster ?? null,
+          taskArn: docs.task.TaskARN ?? null,
+          availabilityZone: docs.task.AvailabilityZone ?? null,
+          availabilityZoneId: docs.task.AvailabilityZoneID ?? null,
+          supportedIpFamilies: supportedIpFamilies(docs.task),
+          cpu: docs.container.Limits?.CPU === undefined ? null : String(docs.container.Limits.CPU),
+          memory: docs.container.Limits?.Memory === undefined ? null : String(docs.container.Limits.Memory),
+        };
+  return { interfaces: localInterfaces(), kernelVersion: release(), machine: machineName, task };
+}
+
 export interface CollectOptions {
   readonly metadataUri: string | null;
   readonly timeoutMs?: number;
@@ -89,33 +132,15 @@ export interface CollectOptions {
   readonly warn: (message: string, err: unknown) => void;
 }
 
+/** platformOf after one read of the task metadata endpoint, when there is one (`agent render`). */
 export async function collectPlatform(opts: CollectOptions): Promise<Platform> {
-  let task: Platform['task'] = null;
+  let docs: TaskDocuments | null = null;
   if (opts.metadataUri !== null) {
-    const timeoutMs = opts.timeoutMs ?? 2000;
     try {
-      const [taskMeta, containerMeta] = await Promise.all([
-        fetchJson(`${opts.metadataUri}/task`, timeoutMs, opts.signal) as Promise<TaskMetadata>,
-        fetchJson(opts.metadataUri, timeoutMs, opts.signal).catch(() => ({})) as Promise<TaskMetadata>,
-      ]);
-      task = {
-        clusterArn: taskMeta.Cluster ?? null,
-        taskArn: taskMeta.TaskARN ?? null,
-        availabilityZone: taskMeta.AvailabilityZone ?? null,
-        availabilityZoneId: taskMeta.AvailabilityZoneID ?? null,
-        supportedIpFamilies: supportedIpFamilies(taskMeta),
-        cpu: containerMeta.Limits?.CPU === undefined ? null : String(containerMeta.Limits.CPU),
-        memory: containerMeta.Limits?.Memory === undefined ? null : String(containerMeta.Limits.Memory),
-      };
+      docs = await fetchTaskMetadata(opts.metadataUri, { ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
     } catch (err) {
       opts.warn('task metadata unavailable; node metadata leaves it out', err);
     }
   }
-  let machineName: string | null = null;
-  try {
-    machineName = machine();
-  } catch {
-    machineName = null;
-  }
-  return { interfaces: localInterfaces(), kernelVersion: release(), machine: machineName, task };
+  return platformOf(docs);
 }

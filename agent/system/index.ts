@@ -1,7 +1,7 @@
 export { RUNTIME_LOCK, isSocketLive, freeSocketPath, claimRuntime } from './claims.ts';
 export type { Claim, ClaimedPaths } from './claims.ts';
-export { fetchJson, localInterfaces, supportedIpFamilies, collectPlatform } from './collect-platform.ts';
-export type { Platform, TaskMetadata, CollectOptions } from './collect-platform.ts';
+export { fetchJson, fetchTaskMetadata, localInterfaces, platformOf, supportedIpFamilies, collectPlatform } from './collect-platform.ts';
+export type { Platform, TaskMetadata, TaskDocuments, CollectOptions } from './collect-platform.ts';
 export { dependencyPackages, dependency } from './dependencies.ts';
 export { writeFileAtomic, ensureDirectory, randomName } from './files.ts';
 export { yaml } from './yaml.ts';

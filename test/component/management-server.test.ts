@@ -35,7 +35,7 @@ async function fakeAdmin(t: TestContext, dir: string, handler: (req: IncomingMes
 async function agentServer(t: TestContext, adminPath: string) {
   const dir = tempDir(t);
   const admin = new EnvoyAdminClient({ kind: 'uds', path: adminPath });
-  const health = new HealthMonitor({ mode: 'static', admin, envoy: () => ({ pid: 4242, restartCount: 0 }), pollIntervalMs: 10_000, disconnectedTimeoutMs: 3_600_000, logger: silent });
+  const health = new HealthMonitor({ watchesManagementServer: false, admin, envoy: () => ({ pid: 4242, restartCount: 0 }), pollIntervalMs: 10_000, disconnectedTimeoutMs: 3_600_000, logger: silent });
   const logLevel = new LogLevelController({ initial: 'info', resetAfterMs: 300_000, apply: (l) => admin.setLogLevel(l), logger: silent });
   const snapshotter = new StatsSnapshotter({ admin, intervalMs: 60_000, epoch: () => 1, logger: silent });
   const socket = join(dir, 'agent.sock');

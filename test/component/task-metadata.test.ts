@@ -8,9 +8,8 @@ import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { readConfig } from '../../agent/config/index.ts';
-import { taskIdentity } from '../../agent/discovery/cloud-map-mode.ts';
-import { collectPlatform } from '../../agent/system/collect-platform.ts';
-import { createLogger } from '../../agent/logger.ts';
+import { taskIdentity } from '../../agent/modes/index.ts';
+import { collectPlatform, fetchTaskMetadata } from '../../agent/system/index.ts';
 
 const taskDoc = {
   Cluster: 'arn:aws:ecs:us-west-2:123456789012:cluster/prod',
@@ -35,12 +34,10 @@ async function fakeMetadata(t: TestContext, opts: { hang?: boolean } = {}): Prom
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4/abc`;
 }
 
-const silent = createLogger({ level: 'error', write: () => undefined });
-
 test('Cloud Map mode takes the task id, address and zone from the task metadata endpoint when there is one', async (t) => {
   const uri = await fakeMetadata(t);
-  const config = readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"demo.local"}', ECS_CONTAINER_METADATA_URI_V4: uri }, { readFile: () => '' });
-  assert.deepEqual(await taskIdentity(config, silent), { taskId: '39ddaf309a0641dfb623ae5385ad1800', ipv4: '10.0.1.15', availabilityZone: 'us-west-2b' });
+  const config = readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"demo.local"}', AWS_REGION: 'us-west-2', ECS_CONTAINER_METADATA_URI_V4: uri }, { readFile: () => '' });
+  assert.deepEqual(taskIdentity(config, (await fetchTaskMetadata(uri, { container: false })).task), { taskId: '39ddaf309a0641dfb623ae5385ad1800', ipv4: '10.0.1.15', availabilityZone: 'us-west-2b' });
 });
 
 test('ECS-managed mode puts the task metadata into node metadata: cluster, task, zone, IP families, limits', async (t) => {

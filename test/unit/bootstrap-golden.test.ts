@@ -132,7 +132,7 @@ const cases: Array<{ name: string; env: Env; platform: Platform }> = [
   { name: 'admin-uds', env: { ...ecsBase, ENVOY_ADMIN_MODE: 'uds', ENVOY_ADMIN_UDS_PATH: '/tmp/agent-golden/admin/envoy.sock', ENVOY_OUTLIER_DETECTION_EVENT_LOG_PATH: '/tmp/agent-golden/outlier.log' }, platform: awsvpc },
   {
     name: 'cloudmap',
-    env: { APPNET_SERVICE_CONNECT_CONFIG: JSON.stringify(cloudMapDocument), APPNET_TASK_ID: 'web-1', APPNET_TASK_IPV4: '127.0.0.1', APPNET_RUNTIME_DIR: '/tmp/agent-golden/cloudmap', ENVOY_ADMIN_UDS_PATH: '/tmp/agent-golden/cloudmap/admin.sock' },
+    env: { APPNET_SERVICE_CONNECT_CONFIG: JSON.stringify(cloudMapDocument), AWS_REGION: 'us-west-2', APPNET_TASK_ID: 'web-1', APPNET_TASK_IPV4: '127.0.0.1', APPNET_RUNTIME_DIR: '/tmp/agent-golden/cloudmap', ENVOY_ADMIN_UDS_PATH: '/tmp/agent-golden/cloudmap/admin.sock' },
     platform: bare,
   },
 ];

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { readConfig, envTable } from '../../agent/config/index.ts';
+import { relayMode } from '../../relay/index.ts';
 import { computeHealth } from '../../agent/health/compute-health.ts';
 import { declaredPlaceholders, fillTemplate, templateText } from '../../relay/index.ts';
 import { generatedDocs } from '../../agent/docs.ts';
@@ -85,7 +86,7 @@ test('every table row has a default its own parser accepts', () => {
 });
 
 test('health: LIVE is HEALTHY; anything else is UNHEALTHY with a reason (reference cases)', () => {
-  const base = { mode: 'ecs' as const, connected: true, disconnectedSinceMs: null, listenerCreateFailures: 0, nowMs: 0, disconnectedTimeoutMs: 3_600_000 };
+  const base = { watchesManagementServer: true, connected: true, disconnectedSinceMs: null, listenerCreateFailures: 0, nowMs: 0, disconnectedTimeoutMs: 3_600_000 };
   assert.deepEqual(computeHealth({ ...base, envoyState: 'LIVE' }), { status: 'HEALTHY', reasons: [] });
   assert.equal(computeHealth({ ...base, envoyState: 'UNREACHABLE' }).status, 'UNHEALTHY');
   assert.deepEqual(computeHealth({ ...base, envoyState: 'INITIALIZING' }).reasons, ['Envoy is INITIALIZING, not LIVE']);
@@ -94,7 +95,7 @@ test('health: LIVE is HEALTHY; anything else is UNHEALTHY with a reason (referen
   const disconnected = { ...base, envoyState: 'LIVE', connected: false, nowMs: 31 * day, disconnectedTimeoutMs: 7 * day };
   assert.equal(computeHealth({ ...disconnected, disconnectedSinceMs: 31 * day - 30 * 60_000 }).status, 'HEALTHY', 'disconnected 30 min');
   assert.equal(computeHealth({ ...disconnected, disconnectedSinceMs: day }).status, 'UNHEALTHY', 'disconnected 30 days');
-  assert.equal(computeHealth({ ...disconnected, mode: 'relay', disconnectedSinceMs: day }).status, 'HEALTHY', 'relay ignores the control plane');
+  assert.equal(computeHealth({ ...disconnected, watchesManagementServer: relayMode.watchesManagementServer, disconnectedSinceMs: day }).status, 'HEALTHY', 'relay ignores the control plane');
   assert.equal(computeHealth({ ...disconnected, connected: null, disconnectedSinceMs: null }).status, 'HEALTHY', 'never observed: disconnected since now, no crash');
 });
 
@@ -168,5 +169,50 @@ test('relay mode: APPNET_RELAY_CA_FILE unset takes the first system CA bundle th
   assert.throws(
     () => readConfig(relay, only({})),
     (err: AgentError) => err.problems.length === 1 && /^APPNET_RELAY_CA_FILE="": must be set in relay mode on this system: none of \/etc\/pki\/tls\/cert.pem, /.test(err.problems[0] ?? ''),
+  );
+});
+
+// Issue 11: the Service Connect document, AWS_REGION and APPNET_TASK_* were checked only when Cloud Map mode opened,
+// after Envoy's version had been probed and the runtime directory claimed. readConfig checks them now, so
+// `agent render` and `agent run` refuse the same configuration before anything is probed or written.
+const serviceConnect = (services: unknown[]) =>
+  JSON.stringify({ namespace: 'demo.local', services, portMappings: [{ name: 'web', containerPort: 8080, appProtocol: 'http' }] });
+
+test('readConfig refuses a Service Connect document that breaks ECS rules, under its own name, before anything runs', () => {
+  assert.throws(
+    () => readConfig({ AWS_REGION: 'us-west-2', APPNET_SERVICE_CONNECT_CONFIG: JSON.stringify({ namespace: 'demo.local', services: [{ portName: 'nope' }] }) }, io),
+    (err: AgentError) =>
+      err.code === 'AGENT_ERR_CONFIG' &&
+      err.message === 'APPNET_SERVICE_CONNECT_CONFIG has 1 problem:' &&
+      /^APPNET_SERVICE_CONNECT_CONFIG: services\[0\]\.portName="nope": must name one of portMappings/.test(err.problems[0] ?? ''),
+  );
+});
+
+test('readConfig in Cloud Map mode lists a missing AWS_REGION and missing APPNET_TASK_ID and APPNET_TASK_IPV4 together', () => {
+  assert.throws(
+    () => readConfig({ APPNET_SERVICE_CONNECT_CONFIG: serviceConnect([{ portName: 'web' }]) }, io),
+    (err: AgentError) =>
+      err.message === 'the configuration has 3 problems:' &&
+      err.problems.join('\n') ===
+        [
+          'APPNET_TASK_IPV4="": must be set when services[] is not empty (no task metadata endpoint): instances are registered with it',
+          'APPNET_TASK_ID="": must be set when services[] is not empty (no task metadata endpoint): it names the instances',
+          'AWS_REGION="": must be set in Cloud Map mode: the Cloud Map client needs a region',
+        ].join('\n'),
+  );
+});
+
+test('readConfig in Cloud Map mode: a client-only task, or one with a task metadata endpoint, needs no APPNET_TASK_*', () => {
+  const clientOnly = readConfig({ AWS_REGION: 'us-west-2', APPNET_SERVICE_CONNECT_CONFIG: serviceConnect([]) }, io);
+  assert.equal(clientOnly.cloudMap?.serviceConnect.namespace, 'demo.local');
+  assert.equal(clientOnly.cloudMap?.region, 'us-west-2');
+  const withMetadata = readConfig({ AWS_REGION: 'us-west-2', ECS_CONTAINER_METADATA_URI_V4: 'http://169.254.170.2/v4/abc', APPNET_SERVICE_CONNECT_CONFIG: serviceConnect([{ portName: 'web' }]) }, io);
+  assert.deepEqual(withMetadata.cloudMap?.serviceConnect.services.map((s) => s.discoveryName), ['web']);
+});
+
+test('relay mode reads its section through relay/: no region and no domain is one problem naming AWS_REGION', () => {
+  assert.throws(
+    () => readConfig({ APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true' }, io),
+    (err: AgentError) => err.problems.length === 1 && /^AWS_REGION="": must be set in relay mode/.test(err.problems[0] ?? ''),
   );
 });

@@ -7,6 +7,8 @@
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { fakeTimers } from './fake-timers.ts';
+import { ecsManagedMode } from '../../agent/modes/index.ts';
+import { relayMode } from '../../relay/index.ts';
 import { HealthMonitor, type HealthAdmin, type HealthMonitorOptions } from '../../agent/health/index.ts';
 import { createLogger } from '../../agent/logger.ts';
 
@@ -35,7 +37,7 @@ function monitor(opts: Partial<HealthMonitorOptions> = {}, nowMs = { value: 1_00
     ],
   };
   const m = new HealthMonitor({
-    mode: 'ecs',
+    watchesManagementServer: ecsManagedMode.watchesManagementServer,
     admin,
     envoy: () => ({ pid: envoy.pid, restartCount: 0 }),
     pollIntervalMs: 10_000,
@@ -64,7 +66,7 @@ test('an ECS task cut off from the management server stays HEALTHY until HC_DISC
 });
 
 test('relay mode ignores the management-server connection: a relay is healthy when its Envoy is LIVE', async () => {
-  const { m, envoy, clock } = monitor({ mode: 'relay' });
+  const { m, envoy, clock } = monitor({ watchesManagementServer: relayMode.watchesManagementServer });
   envoy.connected = 0;
   await m.poll();
   clock.value += 30 * 86_400_000;

@@ -11,55 +11,18 @@ import { dirname, join, relative, resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '../..');
 
 /**
- * Imports that bypass a public face today, in files that cannot change yet: agent/discovery/ (no index.ts yet) and
- * agent/commands/run.ts are reworked by the remaining part of issue 11 (modes as peers), after the Cloud Map fleet
- * work (issue 12) lands; agent/main.ts and agent/docs.ts go with them. Every entry must still match an import, so
+ * Imports that bypass a public face today, in files being edited on another branch (issue 13: render-resources.ts,
+ * cloud-map-client.ts, snapshot.ts); each can import the same names through agent/discovery/index.ts,
+ * agent/system/index.ts, agent/config/index.ts and agent/hosts/index.ts. Every entry must still match an import, so
  * the list only shrinks; any other bypass fails.
  */
 const ALLOWED_BYPASSES_ISSUE_11: ReadonlyArray<readonly [file: string, specifier: string]> = [
   ['agent/bootstrap/render-resources.ts', '../discovery/service-connect-config.ts'],
   ['agent/bootstrap/render-resources.ts', '../discovery/snapshot.ts'],
-  ['agent/commands/run.ts', '../envoy/admin-client.ts'],
-  ['agent/commands/run.ts', '../envoy/envoy-binary.ts'],
-  ['agent/commands/run.ts', '../envoy/log-file.ts'],
-  ['agent/commands/run.ts', '../envoy/log-level.ts'],
-  ['agent/commands/run.ts', '../envoy/supervisor.ts'],
-  ['agent/commands/run.ts', '../health/health-monitor.ts'],
-  ['agent/commands/run.ts', '../server/management-server.ts'],
-  ['agent/commands/run.ts', '../stats/agent-metrics.ts'],
-  ['agent/commands/run.ts', '../stats/stats-snapshotter.ts'],
-  ['agent/commands/run.ts', '../stats/service-connect-metrics.ts'],
-  ['agent/commands/run.ts', '../system/collect-platform.ts'],
-  ['agent/commands/run.ts', '../system/claims.ts'],
-  ['agent/commands/run.ts', '../system/files.ts'],
   ['agent/discovery/cloud-map-client.ts', '../system/dependencies.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../bootstrap/render-resources.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../envoy/admin-client.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../hosts/hosts-block.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../hosts/hosts-file.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../commands/run.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../system/collect-platform.ts'],
-  ['agent/discovery/cloud-map-mode.ts', '../system/files.ts'],
-  ['agent/discovery/service-connect-config.ts', '../config/parsers.ts'],
   ['agent/discovery/snapshot.ts', '../config/parsers.ts'],
   ['agent/discovery/snapshot.ts', '../hosts/hosts-block.ts'],
-  ['agent/docs.ts', './server/routes.ts'],
-  ['agent/docs.ts', './stats/service-connect-metrics.ts'],
-  ['agent/main.ts', './commands/render.ts'],
-  ['agent/main.ts', './envoy/envoy-binary.ts'],
-  ['agent/main.ts', './commands/healthcheck.ts'],
-  ['agent/main.ts', './commands/run.ts'],
-  ['agent/main.ts', './discovery/cloud-map-mode.ts'],
-  ['agent/main.ts', './system/files.ts'],
 ];
-/** Folders without a public face yet, for the same reason. */
-const FOLDERS_WITHOUT_FACE_ISSUE_11 = ['agent/discovery'];
-
-/** Folder imports that go against the layout today, for the same reason (issue 11: modes as peers). */
-const ALLOWED_COMMAND_IMPORTS_ISSUE_11 = ['agent/discovery/cloud-map-mode.ts → agent/commands/run.ts'];
-const ALLOWED_MUTUAL_FOLDERS_ISSUE_11 = ['agent/bootstrap ⇄ agent/discovery'];
-/** Files besides agent/main.ts that read process.env today (issue 11: only main.ts reads the environment). */
-const ALLOWED_ENV_READERS_ISSUE_11 = ['agent/discovery/cloud-map-mode.ts', 'agent/envoy/supervisor.ts'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(root, dir)).flatMap((name) => {
@@ -116,7 +79,7 @@ function bypasses(): Array<[string, string]> {
 
 test('every folder of the agent and relay/ has a public face (index.ts)', () => {
   const missing = folders.filter((f) => !existsSync(join(root, f, 'index.ts')));
-  assert.deepEqual(missing, FOLDERS_WITHOUT_FACE_ISSUE_11);
+  assert.deepEqual(missing, []);
 });
 
 test('no import reaches into another folder past its index.ts, beyond the named allowance of issue 11', () => {
@@ -135,23 +98,23 @@ test('the scan sees what it must: a bypass in a specifier is reported', () => {
   assert.ok(folders.includes('relay') && folders.includes('agent/envoy'), `folders found: ${folders.join(', ')}`);
 });
 
-test('no folder imports a command, beyond the named allowance of issue 11', () => {
+test('no folder imports a command: modes plug into run through agent/modes/contract.ts', () => {
   const found = crossFolderImports()
     .filter(([, target]) => folderOf(target) === 'agent/commands')
     .map(([file, target]) => `${file} → ${target}`);
-  assert.deepEqual([...new Set(found)].sort(), ALLOWED_COMMAND_IMPORTS_ISSUE_11);
+  assert.deepEqual([...new Set(found)].sort(), []);
 });
 
-test('no two folders import each other, beyond the named allowance of issue 11', () => {
+test('no two folders import each other', () => {
   const edges = new Set(crossFolderImports().map(([file, target]) => `${folderOf(file)} → ${folderOf(target)}`));
   const mutual = [...edges]
     .map((e) => e.split(' → ') as [string, string])
     .filter(([a, b]) => a < b && edges.has(`${b} → ${a}`))
     .map(([a, b]) => `${a} ⇄ ${b}`);
-  assert.deepEqual(mutual.sort(), ALLOWED_MUTUAL_FOLDERS_ISSUE_11);
+  assert.deepEqual(mutual.sort(), []);
 });
 
-test('only agent/main.ts reads process.env, beyond the named allowance of issue 11', () => {
+test('only agent/main.ts reads process.env: the others are handed what they need', () => {
   const readers = files.filter((f) => f !== 'agent/main.ts' && /\bprocess\.env\b/.test(readFileSync(join(root, f), 'utf8')));
-  assert.deepEqual(readers.sort(), ALLOWED_ENV_READERS_ISSUE_11);
+  assert.deepEqual(readers.sort(), []);
 });

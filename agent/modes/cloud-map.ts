@@ -2,7 +2,7 @@
  * Cloud Map mode: the agent as its own Service Connect control plane.
  *
  * At start (before Envoy), in this order, so that nothing is registered that a later step would leave behind:
- *   1. validate the Service Connect configuration, find the task's identity and the namespace;
+ *   1. find the task's identity and the namespace (readConfig has checked the Service Connect configuration);
  *   2. check that the hosts file and the runtime directory can be written (a container user that cannot write
  *      Docker's root-owned /etc/hosts fails here, exit 7, before registering);
  *   3. register one instance per services[] entry (registration.ts);
@@ -20,24 +20,30 @@
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../config/index.ts';
-import { cloudMapXdsFiles } from '../bootstrap/index.ts';
-import { renderResources, type SelfTask } from '../bootstrap/render-resources.ts';
+import { configurationError, DNS_NAME, identityProblems, type Config, type ServiceConnectService } from '../config/index.ts';
+import { cloudMapXdsFiles, renderResources, type SelfTask } from '../bootstrap/index.ts';
+import {
+  ATTRIBUTES,
+  callTarget,
+  createCloudMapClient,
+  deregisterAll,
+  deregisterOne,
+  Discovery,
+  hostsEntries,
+  ProblemLog,
+  registerOne,
+  registerTask,
+  VipAllocator,
+  type CloudMap,
+  type DiscoverySnapshot,
+  type NamespaceRef,
+  type Registration,
+} from '../discovery/index.ts';
 import { AgentError } from '../errors.ts';
-import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
-import { renderHostsBlock } from '../hosts/hosts-block.ts';
-import { writeHostsBlock } from '../hosts/hosts-file.ts';
-import type { Logger } from '../logger.ts';
-import type { ModeExtension, ModeExtensionDeps } from '../commands/run.ts';
-import { fetchJson, type TaskMetadata } from '../system/collect-platform.ts';
-import { ensureDirectory, writeFileAtomic } from '../system/files.ts';
-import { createCloudMapClient, type CloudMap, type NamespaceRef } from './cloud-map-client.ts';
-import { Discovery } from './discovery.ts';
-import { ProblemLog } from './problem-log.ts';
-import { deregisterAll, deregisterOne, registerOne, registerTask, type Registration } from './registration.ts';
-import { DNS_NAME, validateServiceConnectConfig, type ScConfig } from './service-connect-config.ts';
+import { renderHostsBlock, writeHostsBlock } from '../hosts/index.ts';
 import { NAMING } from '../stats/index.ts';
-import { ATTRIBUTES, callTarget, hostsEntries, VipAllocator, type DiscoverySnapshot } from './snapshot.ts';
+import { ensureDirectory, writeFileAtomic, type TaskMetadata } from '../system/index.ts';
+import type { EnvoyAccess, ModeDeps, ModeSession, RunMode } from './contract.ts';
 
 /** The whole deregistration at stop, every instance at once. With drain (20 s) and Envoy's stop (5 s), inside ECS's 30 s. */
 export const DEREGISTER_DEADLINE_MS = 3000;
@@ -58,25 +64,22 @@ export interface TaskIdentity {
   readonly availabilityZone: string | null;
 }
 
-/** The task's identity: from the task metadata endpoint v4 when there is one, else from APPNET_TASK_*. */
-export async function taskIdentity(config: Config, logger: Logger): Promise<TaskIdentity> {
+/**
+ * The task's identity: from the task metadata (endpoint v4, fetched once at start by run) when there is one, else
+ * from APPNET_TASK_ID, APPNET_TASK_IPV4 and APPNET_AVAILABILITY_ZONE. APPNET_TASK_IPV4 wins over the metadata's address.
+ */
+export function taskIdentity(config: Config, task: TaskMetadata | null): TaskIdentity {
   const env = { taskId: config.cloudMap?.taskId ?? null, ipv4: config.cloudMap?.taskIpv4 ?? null, availabilityZone: config.cloudMap?.availabilityZone ?? null };
-  if (config.ecs.metadataUri === null) return env;
-  try {
-    const task = (await fetchJson(`${config.ecs.metadataUri}/task`, 2000)) as TaskMetadata;
-    const ip = task.Containers?.flatMap((c) => c.Networks ?? []).flatMap((n) => n.IPv4Addresses ?? [])[0] ?? null;
-    return {
-      taskId: task.TaskARN?.split('/').pop() ?? env.taskId,
-      ipv4: env.ipv4 ?? ip,
-      availabilityZone: task.AvailabilityZone ?? env.availabilityZone,
-    };
-  } catch (err) {
-    logger.warn('task metadata unavailable; using APPNET_TASK_ID, APPNET_TASK_IPV4, APPNET_AVAILABILITY_ZONE', { err });
-    return env;
-  }
+  if (task === null) return env;
+  const ip = task.Containers?.flatMap((c) => c.Networks ?? []).flatMap((n) => n.IPv4Addresses ?? [])[0] ?? null;
+  return {
+    taskId: task.TaskARN?.split('/').pop() ?? env.taskId,
+    ipv4: env.ipv4 ?? ip,
+    availabilityZone: task.AvailabilityZone ?? env.availabilityZone,
+  };
 }
 
-export function instanceAttributes(s: ScConfig['services'][number], identity: TaskIdentity): Record<string, string> {
+export function instanceAttributes(s: ServiceConnectService, identity: TaskIdentity): Record<string, string> {
   const a: Record<string, string> = {
     [ATTRIBUTES.ipv4]: identity.ipv4 ?? '',
     [ATTRIBUTES.port]: String(s.ingressPort),
@@ -108,31 +111,26 @@ async function checkWritable(path: string): Promise<void> {
 
 const abortError = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new DOMException(`stopped by ${String(signal.reason ?? 'a signal')} during start-up`, 'AbortError'));
 
-export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps & { cloudMap?: CloudMap }): Promise<ModeExtension | null> {
-  const cm = config.cloudMap;
-  if (config.mode !== 'cloudmap' || cm === null) return null;
+/** Cloud Map mode: the agent is its own control plane (filesystem xDS); LIVE is enough for health. */
+export const cloudMapMode: RunMode = { watchesManagementServer: false, open: (config, deps) => openCloudMapSession(config, deps) };
+
+export async function openCloudMapSession(config: Config, deps: ModeDeps & { cloudMap?: CloudMap }): Promise<ModeSession | null> {
+  // readConfig has checked the Service Connect document, the region and, without a task metadata endpoint, the
+  // identity; with one, the identity is known only now, from what the endpoint answered.
+  const settings = config.cloudMap;
+  if (config.mode !== 'cloudmap' || settings === null) return null;
   const { logger, metrics } = deps;
   const signal = deps.signal ?? new AbortController().signal;
-  const { config: sc, problems } = validateServiceConnectConfig(cm.document);
-  if (sc === null) {
-    throw new AgentError('AGENT_ERR_CONFIG', `${cm.source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:`, { problems: problems.map((p) => `${cm.source}: ${p}`) });
-  }
-  const identity = await taskIdentity(config, logger);
-  if (sc.services.length > 0) {
-    const missing: string[] = [];
-    if (identity.ipv4 === null) missing.push('APPNET_TASK_IPV4="": must be set when services[] is not empty (no task metadata endpoint): instances are registered with it');
-    if (identity.taskId === null) missing.push('APPNET_TASK_ID="": must be set when services[] is not empty (no task metadata endpoint): it names the instances');
-    if (missing.length > 0) throw new AgentError('AGENT_ERR_CONFIG', `the configuration has ${missing.length} problem${missing.length === 1 ? '' : 's'}:`, { problems: missing });
-  }
-  if (config.region === null) {
-    throw new AgentError('AGENT_ERR_CONFIG', 'the configuration has 1 problem:', { problems: ['AWS_REGION="": must be set in Cloud Map mode: the Cloud Map client needs a region'] });
-  }
+  const serviceConnect = settings.serviceConnect;
+  const identity = taskIdentity(config, deps.task);
+  const missing = identityProblems(serviceConnect, identity);
+  if (missing.length > 0) throw configurationError(missing);
 
-  const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: config.region }));
+  const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: settings.region }));
   const fail = (what: string, err: unknown) =>
     err instanceof AgentError
       ? err
-      : new AgentError('AGENT_ERR_CLOUD_MAP', `${what}: ${(err as Error).message} (endpoint ${process.env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] ?? 'AWS'}, region ${config.region})`, { cause: err });
+      : new AgentError('AGENT_ERR_CLOUD_MAP', `${what}: ${(err as Error).message} (endpoint ${deps.env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] ?? 'AWS'}, region ${settings.region})`, { cause: err });
   const registered: Registration[] = [];
   let deregistered = false;
   const deregister = async () => {
@@ -156,21 +154,21 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   });
   try {
     try {
-      namespace = await cloudMap.findNamespace(sc.namespace, signal);
+      namespace = await cloudMap.findNamespace(serviceConnect.namespace, signal);
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
-      throw fail(`cannot list Cloud Map namespaces to find "${sc.namespace}"`, err);
+      throw fail(`cannot list Cloud Map namespaces to find "${serviceConnect.namespace}"`, err);
     }
     if (namespace === null) {
-      throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${sc.namespace}" does not exist in Cloud Map (region ${config.region}); create it, or fix "namespace" in ${cm.source}`);
+      throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${serviceConnect.namespace}" does not exist in Cloud Map (region ${settings.region}); create it, or fix "namespace" in ${settings.source}`);
     }
     if (!DNS_NAME.test(namespace.name)) {
-      throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${namespace.name}" (found for "${sc.namespace}") cannot be used in names apps resolve: its name must be 1 to 127 characters of a-z, 0-9, _, . and -`);
+      throw new AgentError('AGENT_ERR_CLOUD_MAP', `namespace "${namespace.name}" (found for "${serviceConnect.namespace}") cannot be used in names apps resolve: its name must be 1 to 127 characters of a-z, 0-9, _, . and -`);
     }
-    await checkWritable(cm.hostsFile);
+    await checkWritable(settings.hostsFile);
     await ensureDirectory(config.runtimeDir);
 
-    const entries = sc.services.map((s) => ({ name: s.discoveryName, instanceId: identity.taskId as string, attributes: instanceAttributes(s, identity) }));
+    const entries = serviceConnect.services.map((s) => ({ name: s.discoveryName, instanceId: identity.taskId as string, attributes: instanceAttributes(s, identity) }));
     try {
       await registerTask(cloudMap, namespace, entries, registered, logger, signal);
       metrics?.cloudMapRegistrations.inc({ event: 'registered' }, registered.length);
@@ -183,8 +181,8 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
     discovery = new Discovery({
       cloudMap,
       namespace,
-      pollIntervalMs: cm.pollIntervalMs,
-      quotaShare: cm.quotaShare,
+      pollIntervalMs: settings.pollIntervalMs,
+      quotaShare: settings.quotaShare,
       logger,
       problems: problemLog,
       onChange: (snapshot) => apply(snapshot),
@@ -222,12 +220,12 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   }
 
   // 5: apply, now and whenever discovery sees a change.
-  const vips = new VipAllocator(cm.vipCidr);
+  const vips = new VipAllocator(settings.vipCidr);
   const appIp = Object.values(config.ecs.containerIpMapping ?? {})[0] ?? '127.0.0.1';
-  const self: SelfTask = { config: sc, taskIp: identity.ipv4 ?? '127.0.0.1', appIp };
+  const self: SelfTask = { config: serviceConnect, taskIp: identity.ipv4 ?? '127.0.0.1', appIp };
   const written = new Map<string, string>();
   let filesWritten = 0;
-  let envoy: { admin: EnvoyAdminClient; healthChanged: () => void } | null = null;
+  let envoy: EnvoyAccess | null = null;
   let nameOwners = new Map<string, string>();
   let withoutVip: string[] = [];
   /** The update that could not be applied, retried until it is; null when Envoy has what discovery knows. */
@@ -283,7 +281,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
     const callable = [...snapshot.services].filter(([, s]) => callTarget(s, snapshot.namespace) !== null).map(([name]) => name);
     const exhausted = vips.assign(callable);
     if (exhausted.join() !== withoutVip.join()) {
-      if (exhausted.length > 0) logger.warn('virtual IPs exhausted: services left without a listener and a name until another service leaves', { services: exhausted, vipCidr: cm.vipCidr, capacity: vips.capacity });
+      if (exhausted.length > 0) logger.warn('virtual IPs exhausted: services left without a listener and a name until another service leaves', { services: exhausted, vipCidr: settings.vipCidr, capacity: vips.capacity });
       else if (withoutVip.length > 0) logger.info('every service has a virtual IP again');
     }
     withoutVip = exhausted;
@@ -303,7 +301,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
       if (reason !== null) failure = 'rejected';
       else {
         failure = 'hosts';
-        const hostsChanged = await writeHostsBlock(cm.hostsFile, renderHostsBlock(names.entries));
+        const hostsChanged = await writeHostsBlock(settings.hostsFile, renderHostsBlock(names.entries));
         if (hostsChanged || filesWritten > before) {
           logger.info('applied Cloud Map changes', { files: filesWritten - before, hostsFile: hostsChanged, endpoints: [...snapshot.services.values()].map((s) => `${s.discoveryName}:${s.endpoints.length}`).join(' ') });
         }
@@ -424,7 +422,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   }
 
   return {
-    metricLabels: { ...(sc.serviceName ? { ServiceName: sc.serviceName } : {}), ...(sc.clusterName ? { ClusterName: sc.clusterName } : {}) },
+    metricLabels: { ...(serviceConnect.serviceName ? { ServiceName: serviceConnect.serviceName } : {}), ...(serviceConnect.clusterName ? { ClusterName: serviceConnect.clusterName } : {}) },
     start: async (loopSignal, envoyAccess) => {
       envoy = envoyAccess;
       void judgeInitialFiles(loopSignal);
@@ -432,7 +430,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
     },
     health: () => {
       const warnings = [...discovery.warnings()];
-      if (withoutVip.length > 0) warnings.push(`virtual IPs exhausted (APPNET_VIP_CIDR=${cm.vipCidr}, ${vips.capacity} addresses): no listener or name for ${withoutVip.join(', ')}`);
+      if (withoutVip.length > 0) warnings.push(`virtual IPs exhausted (APPNET_VIP_CIDR=${settings.vipCidr}, ${vips.capacity} addresses): no listener or name for ${withoutVip.join(', ')}`);
       if (problemLog.size > 0) warnings.push(`${problemLog.size} Cloud Map record(s) skipped because a value breaks a rule (each logged once)`);
       return { problems: pending === null ? [] : [`${pending.reason} (failing since ${new Date(pending.since).toISOString()}, retrying)`], warnings };
     },
@@ -445,7 +443,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
         stopping = true;
         await deregister();
         await applying;
-        await writeHostsBlock(cm.hostsFile, null).catch((err: unknown) => logger.warn('removing the hosts block failed', { err }));
+        await writeHostsBlock(settings.hostsFile, null).catch((err: unknown) => logger.warn('removing the hosts block failed', { err }));
         cloudMap.close();
       })();
       return closing;
