@@ -13,7 +13,6 @@
  * start-up (the mode extension gets the stop signal), undoes it, and exits 0. Once the mode extension exists, every
  * way out (a signal, the restart budget spent, an error) closes it: Cloud Map mode deregisters this task.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';
 import { cloudMapXdsFiles, envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
@@ -22,6 +21,7 @@ import { checkEnvoyBinary, envoyVersion } from '../envoy/envoy-binary.ts';
 import { openEnvoyLogFile, type EnvoyLogFile } from '../envoy/log-file.ts';
 import { LogLevelController } from '../envoy/log-level.ts';
 import { EnvoySupervisor, describeExit } from '../envoy/supervisor.ts';
+import { runStopSequence, stoppableEnvoy, STOP_TIMINGS } from '../envoy/index.ts';
 import { HealthMonitor } from '../health/health-monitor.ts';
 import { agentLevelFor, createLogger, type Logger } from '../logger.ts';
 import { startManagementServer, type ManagementServer } from '../server/management-server.ts';
@@ -68,27 +68,6 @@ export interface ModeExtensionDeps {
 }
 
 export type ModeExtensionFactory = (config: Config, deps: ModeExtensionDeps) => Promise<ModeExtension | null>;
-
-async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number, hurry: AbortSignal, logger: Logger): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  const signal = AbortSignal.any([hurry, AbortSignal.timeout(maxMs)]);
-  while (!signal.aborted && Date.now() < deadline) {
-    try {
-      const active = await admin.activeDownstreamConnections({ timeoutMs: 1000, signal });
-      if (active === 0) {
-        logger.info('no active downstream connections left');
-        return;
-      }
-      logger.debug('waiting for downstream connections to close', { active });
-    } catch (err) {
-      if (signal.aborted) break;
-      logger.warn('cannot read active connections from Envoy; stopping it', { err });
-      return;
-    }
-    await sleep(250, undefined, { signal }).catch(() => undefined);
-  }
-  logger.info(hurry.aborted ? 'second stop signal: not waiting for connections' : 'drain time is over');
-}
 
 export async function runAgent(env: Env, io: RunIo, extension?: ModeExtensionFactory): Promise<number> {
   const config = readConfig(env, io);
@@ -274,22 +253,14 @@ async function runWithExtension(config: Config, io: RunIo, logger: Logger, metri
       );
     }
 
-    logger.info('stopping', { reason: String(io.stopSignal.reason ?? 'signal') });
-    supervisor.beginShutdown();
-    snapshots.abort();
-    await ext?.beforeDrain().catch((err: unknown) => logger.warn('before-drain step failed', { err }));
-    if (supervisor.state === 'running') {
-      try {
-        await admin.drainListeners({ inboundOnly: true });
-        logger.info('draining inbound listeners', { drainTimeS: config.drainTimeS });
-        await waitForConnectionsToClose(admin, config.drainTimeS * 1000, io.hurrySignal, logger);
-      } catch (err) {
-        logger.warn('draining failed; stopping Envoy now', { err });
-      }
-    }
-    await supervisor.stop({ quit: () => admin.quit(), quitWaitMs: 3000, termWaitMs: 2000 });
-    logger.info('Envoy stopped; agent exiting', { restarts: supervisor.restartCount });
-    await cleanup();
+    await runStopSequence({
+      envoy: stoppableEnvoy(supervisor, admin),
+      hooks: { stopping: () => snapshots.abort(), ...(ext !== null ? { beforeDrain: () => ext.beforeDrain() } : {}), close: cleanup },
+      timings: { ...STOP_TIMINGS, drainWaitMs: config.drainTimeS * 1000 },
+      reason: String(io.stopSignal.reason ?? 'signal'),
+      hurry: io.hurrySignal,
+      logger,
+    });
     return 0;
   } catch (err) {
     supervisor.killNow();
