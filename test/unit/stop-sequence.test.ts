@@ -107,18 +107,6 @@ test('a before-drain hook that hangs (Cloud Map not answering) delays the drain 
   assert.ok(s.logs.some((l) => l['msg'] === 'before-drain step did not finish in time; draining anyway' && l['maxMs'] === 3000));
 });
 
-test('a before-drain hook that fails is logged, and the drain and the stop of Envoy still happen', async (t) => {
-  // Pins down that a Cloud Map error at stop never leaves Envoy running.
-  const s = scene(t);
-  s.hooks.beforeDrain = async () => {
-    throw new Error('ThrottlingException');
-  };
-  await s.run();
-  assert.deepEqual(s.steps, ['beginShutdown', 'stopping', 'drain', 'activeConnections', 'stop(quit 3000 ms, term 2000 ms)', 'close']);
-  const warn = s.logs.find((l) => l['msg'] === 'before-drain step failed');
-  assert.match(JSON.stringify(warn?.['err']), /ThrottlingException/);
-});
-
 test('the wait ends as soon as Envoy reports zero active connections, not at the drain time', async (t) => {
   // Pins down that a task with no traffic left stops in about a second instead of LISTENER_DRAIN_WAIT_TIME_S.
   const s = scene(t);
@@ -172,27 +160,40 @@ test('a second signal during the before-drain hook still drains, then skips the 
   assert.ok(s.messages().includes('second stop signal: not waiting for connections'));
 });
 
-test('a drain Envoy refuses is logged, and Envoy is stopped at once without waiting', async (t) => {
-  // Pins down that an admin error at stop (Envoy hung, HTTP 500) never keeps the agent or Envoy alive.
-  const s = scene(t);
-  s.envoy.drain = async () => {
-    throw new Error('HTTP 500');
-  };
-  await s.run();
-  assert.deepEqual(s.steps, ['beginShutdown', 'stopping', 'beforeDrain', 'drain', 'stop(quit 3000 ms, term 2000 ms)', 'close']);
-  assert.ok(s.messages().includes('draining failed; stopping Envoy now'));
-});
+/** Steps that fail, each with the failure it pins down: none of them may leave Envoy running or hold the stop. */
+const failingSteps: ReadonlyArray<{ name: string; pinsDown: string; fail: (s: Scene) => void; log: string; steps: string[] }> = [
+  {
+    name: 'a before-drain hook that fails is logged, and the drain and the stop of Envoy still happen',
+    pinsDown: 'a Cloud Map error at stop leaving Envoy running',
+    fail: (s) => (s.hooks.beforeDrain = () => Promise.reject(new Error('ThrottlingException'))),
+    log: 'before-drain step failed',
+    steps: ['beginShutdown', 'stopping', 'drain', 'activeConnections', 'stop(quit 3000 ms, term 2000 ms)', 'close'],
+  },
+  {
+    name: 'a drain Envoy refuses is logged, and Envoy is stopped at once without waiting',
+    pinsDown: 'an admin error at stop (Envoy hung, HTTP 500) keeping the agent or Envoy alive',
+    fail: (s) => (s.envoy.drain = () => Promise.reject(new Error('HTTP 500'))),
+    log: 'draining failed; stopping Envoy now',
+    steps: ['beginShutdown', 'stopping', 'beforeDrain', 'drain', 'stop(quit 3000 ms, term 2000 ms)', 'close'],
+  },
+  {
+    name: 'active connections that cannot be read end the wait and stop Envoy',
+    pinsDown: 'a broken admin read turning into the whole drain time',
+    fail: (s) => (s.envoy.connections = () => Promise.reject(new Error('connect ECONNREFUSED'))),
+    log: 'cannot read active connections from Envoy; stopping it',
+    steps: ['beginShutdown', 'stopping', 'beforeDrain', 'drain', 'activeConnections', 'stop(quit 3000 ms, term 2000 ms)', 'close'],
+  },
+];
 
-test('active connections that cannot be read end the wait and stop Envoy', async (t) => {
-  // Pins down that a hung or broken admin read does not turn into a 20 s wait.
-  const s = scene(t);
-  s.envoy.connections = async () => {
-    throw new Error('connect ECONNREFUSED');
-  };
-  await s.run();
-  assert.ok(s.steps.includes('stop(quit 3000 ms, term 2000 ms)'));
-  assert.ok(s.messages().includes('cannot read active connections from Envoy; stopping it'));
-});
+for (const f of failingSteps) {
+  test(f.name, async (t) => {
+    const s = scene(t);
+    f.fail(s);
+    await s.run();
+    assert.deepEqual(s.steps, f.steps, `pins down: ${f.pinsDown}`);
+    assert.ok(s.messages().includes(f.log), `logged: ${f.log}`);
+  });
+}
 
 test('an Envoy between restarts is not drained, and its stop still runs', async (t) => {
   // Pins down that the stop does not wait on listeners of an Envoy that is not running.
