@@ -15,11 +15,10 @@
  *
  * The modes plug in through one contract (agent/modes/contract.ts: RunMode, ModeSession), handed in by main.ts.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { effectiveConfiguration, readConfig, type Config, type ConfigIo, type Env } from '../config/index.ts';
 import { envoyArgs, renderBootstrap } from '../bootstrap/index.ts';
 import { AgentError } from '../errors.ts';
-import { EnvoyAdminClient, EnvoySupervisor, LogLevelController, checkEnvoyBinary, describeExit, envoyVersion, openEnvoyLogFile, type EnvoyLogFile } from '../envoy/index.ts';
+import { EnvoyAdminClient, EnvoySupervisor, LogLevelController, STOP_TIMINGS, checkEnvoyBinary, describeExit, envoyVersion, openEnvoyLogFile, runStopSequence, stoppableEnvoy, type EnvoyLogFile } from '../envoy/index.ts';
 import { HealthMonitor } from '../health/index.ts';
 import { agentLevelFor, createLogger, type Logger } from '../logger.ts';
 import type { ModeSession, RunModes } from '../modes/index.ts';
@@ -60,27 +59,6 @@ async function readTaskMetadata(config: Config, logger: Logger): Promise<TaskDoc
     logger.warn(warning, { err });
     return null;
   }
-}
-
-async function waitForConnectionsToClose(admin: EnvoyAdminClient, maxMs: number, hurry: AbortSignal, logger: Logger): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  const signal = AbortSignal.any([hurry, AbortSignal.timeout(maxMs)]);
-  while (!signal.aborted && Date.now() < deadline) {
-    try {
-      const active = await admin.activeDownstreamConnections({ timeoutMs: 1000, signal });
-      if (active === 0) {
-        logger.info('no active downstream connections left');
-        return;
-      }
-      logger.debug('waiting for downstream connections to close', { active });
-    } catch (err) {
-      if (signal.aborted) break;
-      logger.warn('cannot read active connections from Envoy; stopping it', { err });
-      return;
-    }
-    await sleep(250, undefined, { signal }).catch(() => undefined);
-  }
-  logger.info(hurry.aborted ? 'second stop signal: not waiting for connections' : 'drain time is over');
 }
 
 /** `agent run`: the mode (one of `modes`, chosen by the configuration) plugs in through its RunMode. */
@@ -268,22 +246,14 @@ async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logge
       );
     }
 
-    logger.info('stopping', { reason: String(io.stopSignal.reason ?? 'signal') });
-    supervisor.beginShutdown();
-    snapshots.abort();
-    await session?.beforeDrain().catch((err: unknown) => logger.warn('before-drain step failed', { err }));
-    if (supervisor.state === 'running') {
-      try {
-        await admin.drainListeners({ inboundOnly: true });
-        logger.info('draining inbound listeners', { drainTimeS: config.drainTimeS });
-        await waitForConnectionsToClose(admin, config.drainTimeS * 1000, io.hurrySignal, logger);
-      } catch (err) {
-        logger.warn('draining failed; stopping Envoy now', { err });
-      }
-    }
-    await supervisor.stop({ quit: () => admin.quit(), quitWaitMs: 3000, termWaitMs: 2000 });
-    logger.info('Envoy stopped; agent exiting', { restarts: supervisor.restartCount });
-    await cleanup();
+    await runStopSequence({
+      envoy: stoppableEnvoy(supervisor, admin),
+      hooks: { stopping: () => snapshots.abort(), ...(session !== null ? { beforeDrain: () => session.beforeDrain() } : {}), close: cleanup },
+      timings: { ...STOP_TIMINGS, drainWaitMs: config.drainTimeS * 1000 },
+      reason: String(io.stopSignal.reason ?? 'signal'),
+      hurry: io.hurrySignal,
+      logger,
+    });
     return 0;
   } catch (err) {
     supervisor.killNow();

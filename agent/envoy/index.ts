@@ -7,3 +7,5 @@ export { LogLevelController } from './log-level.ts';
 export { EnvoySupervisor, describeExit } from './supervisor.ts';
 export type { SupervisorState, ExitRecord, SupervisorOutcome, SupervisorOptions } from './supervisor.ts';
 export { durationString, adminAddressObject } from './values.ts';
+export { runStopSequence, stoppableEnvoy, STOP_TIMINGS } from './stop-sequence.ts';
+export type { StoppableEnvoy, StopHooks, StopTimings, StopSequenceOptions } from './stop-sequence.ts';

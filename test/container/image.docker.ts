@@ -7,13 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
-import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startGrpcUpstream, type GrpcUpstream } from '../helpers/grpc-upstream.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { AGENT_IMAGE, DOCKER, docker, getOverSocket, health, inspect, run } from './engine.ts';
 
@@ -49,15 +46,6 @@ function ecsDir(path: string): string {
   chownSync(path, APPNET_UID, 0);
   chmodSync(path, 0o700);
   return path;
-}
-
-function makeCertificates(at: string): { ca: string; key: string; cert: string } {
-  const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: at, stdio: 'pipe' });
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=container test CA']);
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(at, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
-  return { ca: join(at, 'ca.pem'), key: readFileSync(join(at, 'server.key'), 'utf8'), cert: readFileSync(join(at, 'server.pem'), 'utf8') };
 }
 
 before(() => {
@@ -99,8 +87,7 @@ describe('the image', { concurrency: false }, () => {
   });
 
   describe('relay and ECS-managed sidecar, as the ECS agent starts them', { concurrency: false }, () => {
-    const seen: IncomingHttpHeaders[] = [];
-    let server: Http2SecureServer;
+    let upstream: GrpcUpstream | undefined;
     let relayDir: string;
     let taskDir: string;
     const relay = `${prefix}-relay`;
@@ -108,22 +95,11 @@ describe('the image', { concurrency: false }, () => {
     const taskId = '39ddaf309a0641dfb623ae5385ad1800';
 
     before(async () => {
-      const certDir = join(dir, 'certs');
-      mkdirSync(certDir);
-      const certs = makeCertificates(certDir);
-      server = createSecureServer({ key: certs.key, cert: certs.cert, allowHTTP1: false });
-      server.on('stream', (stream, headers) => {
-        seen.push(headers);
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-        stream.end();
-      });
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const port = (server.address() as AddressInfo).port;
+      upstream = await startGrpcUpstream(join(dir, 'certs'), 'container test CA');
+      const port = upstream.port;
       // /etc/pki as ECS mounts it in isolated regions: here, the test CA where the relay template looks.
       mkdirSync(join(dir, 'pki/tls'), { recursive: true });
-      writeFileSync(join(dir, 'pki/tls/cert.pem'), readFileSync(certs.ca));
+      writeFileSync(join(dir, 'pki/tls/cert.pem'), readFileSync(upstream.caFile));
       relayDir = ecsDir(join(dir, 'run/service_connect/relay'));
       taskDir = ecsDir(join(dir, 'run/service_connect', taskId));
       const relayLog = ecsDir(join(dir, 'log/service_connect/relay'));
@@ -141,7 +117,7 @@ describe('the image', { concurrency: false }, () => {
       ]);
     });
 
-    after(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+    after(() => upstream?.close());
 
     test('the relay becomes healthy by its ECS health check, with its sockets in the host directory owned by 20000', async () => {
       await withLogs([relay], async () => {
@@ -168,7 +144,7 @@ describe('the image', { concurrency: false }, () => {
       ]);
       await withLogs([sidecar, relay], async () => {
         const ads = await waitFor('the sidecar ADS stream at the management server', async () =>
-          seen.find((h) => h[':path'] === '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'),
+          upstream?.seen.find((h) => h[':path'] === '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'),
         { timeoutMs: 60_000, everyMs: 250 });
         assert.match(String(ads['authorization']), /^AWS4-HMAC-SHA256 Credential=AKIDCONTAINERTEST\/\d{8}\/us-east-1\/appmesh\/aws4_request/, 'signed by the relay');
         // The ECS agent's view of the admin socket: /var/run/ecs/service_connect/<taskId>/appnet_admin.sock.

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CreateHttpNamespaceCommand,
   CreateServiceCommand,
   DiscoverInstancesCommand,
   ListInstancesCommand,
@@ -15,12 +14,12 @@ import {
   ListServicesCommand,
   RegisterInstanceCommand,
 } from '@aws-sdk/client-servicediscovery';
-import { startAgent, tempDir, type AgentProcess, type Cleanup } from '../helpers/agent.ts';
-import { findEnvoy } from '../helpers/envoy.ts';
-import { startMoto, type Moto } from '../helpers/moto.ts';
+import { startAgent, tempDir, type AgentProcess } from '../helpers/agent.ts';
+import { startEnvoyAndMoto, type Moto } from '../helpers/moto.ts';
+import { suiteCleanups } from '../helpers/suite-cleanups.ts';
 
-export const cleanups: Array<() => unknown> = [];
-export const ctx: Cleanup = { after: (fn) => void cleanups.push(fn as () => unknown) };
+const cleanups = suiteCleanups();
+export const ctx = cleanups.ctx;
 export let moto: Moto;
 export let envoy: string;
 
@@ -120,17 +119,10 @@ export function serverEnv(namespace: string, taskId: string, ip: string, dir: st
 
 /** Starts moto with these namespaces (call from before()). */
 export async function startWorld(namespaces: readonly string[]): Promise<void> {
-  const found = findEnvoy();
-  if (found === null) throw new Error('Envoy not found: run npm run setup');
-  envoy = found;
-  const m = await startMoto(null);
-  if (m === null) throw new Error('moto not found: run npm run setup');
-  moto = m;
-  ctx.after(() => moto.stop());
-  for (const ns of namespaces) await moto.client.send(new CreateHttpNamespaceCommand({ Name: ns }));
+  ({ envoy, moto } = await startEnvoyAndMoto(ctx, namespaces));
 }
 
 /** Stops everything started, last first (call from after()). */
 export async function stopWorld(): Promise<void> {
-  for (const fn of cleanups.reverse()) await fn();
+  await cleanups.run();
 }

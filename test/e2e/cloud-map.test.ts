@@ -14,17 +14,17 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DeregisterInstanceCommand, ListServicesCommand, RegisterInstanceCommand } from '@aws-sdk/client-servicediscovery';
-import { isAlive, startAgent, tempDir, waitHealthy, type AgentProcess, type Cleanup } from '../helpers/agent.ts';
+import { isAlive, startAgent, tempDir, waitHealthy, type AgentProcess } from '../helpers/agent.ts';
 import { startApp, type App } from '../helpers/apps.ts';
-import { findEnvoy, repoRoot } from '../helpers/envoy.ts';
+import { repoRoot } from '../helpers/envoy.ts';
 import { httpRequest } from '../helpers/http.ts';
-import { startMoto, type Moto } from '../helpers/moto.ts';
+import { startEnvoyAndMoto, type Moto } from '../helpers/moto.ts';
 import { promtoolCheck } from '../helpers/promtool.ts';
+import { suiteCleanups } from '../helpers/suite-cleanups.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const NAMESPACE = 'demo.local';
-const cleanups: Array<() => unknown> = [];
-const ctx: Cleanup = { after: (fn) => void cleanups.push(fn as () => unknown) };
+const { ctx, run: runCleanups } = suiteCleanups();
 
 let moto: Moto;
 let envoy: string;
@@ -120,14 +120,7 @@ async function clientStat(pattern: RegExp): Promise<number | null> {
 
 describe('Cloud Map mode with moto and real Envoy', { concurrency: false, timeout: 240_000 }, () => {
   before(async () => {
-    const found = findEnvoy();
-    if (found === null) throw new Error('Envoy not found: run npm run setup');
-    envoy = found;
-    const m = await startMoto(null);
-    if (m === null) throw new Error('moto not found: run npm run setup');
-    moto = m;
-    ctx.after(() => moto.stop());
-    await moto.createNamespace(NAMESPACE);
+    ({ envoy, moto } = await startEnvoyAndMoto(ctx, [NAMESPACE]));
     await Promise.all([startWeb(1), startWeb(2)]);
     const dir = tempDir(ctx, 'client-');
     clientHosts = join(dir, 'hosts');
@@ -147,7 +140,7 @@ describe('Cloud Map mode with moto and real Envoy', { concurrency: false, timeou
 
   after(async () => {
     keepAlive.destroy();
-    for (const fn of cleanups.reverse()) await fn();
+    await runCleanups();
   });
 
   test('round robin: the client resolves web through its hosts file to 127.255.0.1:80, and the two containers answer in turn', async () => {

@@ -5,34 +5,23 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { connect as http2Connect, createSecureServer, type Http2SecureServer, type IncomingHttpHeaders } from 'node:http2';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { startAgent, tempDir, waitHealthy, type AgentProcess, type Cleanup } from '../helpers/agent.ts';
+import { startAgent, tempDir, waitHealthy, type AgentProcess } from '../helpers/agent.ts';
 import { findEnvoy } from '../helpers/envoy.ts';
+import { startGrpcUpstream, type GrpcUpstream } from '../helpers/grpc-upstream.ts';
+import { suiteCleanups } from '../helpers/suite-cleanups.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const cleanups: Array<() => unknown> = [];
-const ctx: Cleanup = { after: (fn) => void cleanups.push(fn as () => unknown) };
-const seen: IncomingHttpHeaders[] = [];
-let server: Http2SecureServer;
+const { ctx, run: runCleanups } = suiteCleanups();
+let upstream: GrpcUpstream;
 let relay: AgentProcess;
 let relaySocket: string;
 let envoy: string;
 let dir: string;
-
-/** A CA and a server certificate for localhost, made with openssl for this run. */
-function makeCertificates(at: string): { ca: string; key: string; cert: string } {
-  const run = (args: string[]) => execFileSync('openssl', args, { cwd: at, stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=relay test CA']);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(at, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
-  return { ca: join(at, 'ca.pem'), key: readFileSync(join(at, 'server.key'), 'utf8'), cert: readFileSync(join(at, 'server.pem'), 'utf8') };
-}
 
 describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 }, () => {
   before(async () => {
@@ -40,19 +29,8 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
     if (found === null) throw new Error('Envoy not found: run npm run setup');
     envoy = found;
     dir = tempDir(ctx, 'relay-');
-    const certs = makeCertificates(dir);
-    server = createSecureServer({ key: certs.key, cert: certs.cert, allowHTTP1: false });
-    server.on('stream', (stream, headers) => {
-      seen.push(headers);
-      // A gRPC answer with no messages: headers, then OK trailers.
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-      stream.end();
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    ctx.after(() => new Promise((r) => server.close(() => r(undefined))));
-    const port = (server.address() as AddressInfo).port;
+    upstream = await startGrpcUpstream(dir, 'relay test CA');
+    ctx.after(() => upstream.close());
     relaySocket = join(dir, 'relay_xds.sock');
     relay = startAgent(ctx, {
       dir,
@@ -62,8 +40,8 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
         AWS_REGION: 'eu-west-1',
         AWS_ACCESS_KEY_ID: 'AKIDRELAYTEST',
         AWS_SECRET_ACCESS_KEY: 'relay-test-secret',
-        APPMESH_XDS_ENDPOINT: `https://localhost:${port}`,
-        APPNET_RELAY_CA_FILE: certs.ca,
+        APPMESH_XDS_ENDPOINT: `https://localhost:${upstream.port}`,
+        APPNET_RELAY_CA_FILE: upstream.caFile,
         APPNET_RELAY_LISTENER_UDS_PATH: relaySocket,
       },
     });
@@ -71,7 +49,7 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
   });
 
   after(async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    await runCleanups();
   });
 
   test('a gRPC request into the relay socket reaches the HTTPS upstream signed with SigV4 and with the host rewritten', async () => {
@@ -91,7 +69,7 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
     } finally {
       session.close();
     }
-    const headers = seen.at(-1);
+    const headers = upstream.seen.at(-1);
     assert.ok(headers, 'the upstream saw the request');
     assert.equal(headers[':path'], '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources');
     assert.equal(headers[':authority'], 'localhost', 'host rewritten to the management domain');
@@ -109,7 +87,7 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
   });
 
   test("a sidecar in ECS-managed mode opens its ADS stream through the relay, and the upstream sees it", async () => {
-    const before = seen.length;
+    const before = upstream.seen.length;
     const sidecarDir = tempDir(ctx, 'sidecar-');
     const sidecar = startAgent(ctx, {
       dir: sidecarDir,
@@ -122,7 +100,7 @@ describe('relay mode with real Envoy', { concurrency: false, timeout: 120_000 },
       },
     });
     const ads = await waitFor('the sidecar ADS request at the upstream', async () =>
-      seen.slice(before).find((h) => h[':path'] === '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'),
+      upstream.seen.slice(before).find((h) => h[':path'] === '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'),
     { timeoutMs: 30_000 });
     assert.match(String(ads['authorization']), /\/eu-west-1\/appmesh\/aws4_request/, 'signed by the relay, not the sidecar');
     assert.equal(ads[':authority'], 'localhost');

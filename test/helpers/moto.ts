@@ -8,7 +8,8 @@ import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { CreateHttpNamespaceCommand, ServiceDiscoveryClient } from '@aws-sdk/client-servicediscovery';
-import { repoRoot } from './envoy.ts';
+import type { Cleanup } from './agent.ts';
+import { findEnvoy, repoRoot } from './envoy.ts';
 import { freePort } from './apps.ts';
 import { waitFor } from './wait.ts';
 
@@ -57,6 +58,20 @@ export async function startMoto(t: TestContext | null): Promise<Moto | null> {
     },
     stop,
   };
+}
+
+/**
+ * The real Envoy and a moto with these namespaces, for an e2e suite's before(): either one missing fails the suite
+ * (an e2e test without them would test nothing). Moto stops with the suite's cleanups.
+ */
+export async function startEnvoyAndMoto(ctx: Cleanup, namespaces: readonly string[]): Promise<{ envoy: string; moto: Moto }> {
+  const envoy = findEnvoy();
+  if (envoy === null) throw new Error('Envoy not found: run npm run setup');
+  const moto = await startMoto(null);
+  if (moto === null) throw new Error('moto not found: run npm run setup');
+  ctx.after(() => moto.stop());
+  for (const name of namespaces) await moto.createNamespace(name);
+  return { envoy, moto };
 }
 
 /**
