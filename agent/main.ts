@@ -94,15 +94,15 @@ async function main(): Promise<number> {
     case undefined:
     case 'run': {
       const stop = new AbortController();
-      const hurry = new AbortController();
+      const secondStop = new AbortController();
       for (const signal of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
-        process.on(signal, () => (stop.signal.aborted ? hurry.abort(signal) : stop.abort(signal)));
+        process.on(signal, () => (stop.signal.aborted ? secondStop.abort(signal) : stop.abort(signal)));
       }
       const signals = createLogger({ level: agentLevel(env), write: io.stdout }, { component: 'agent' });
       for (const [signal, meaning] of Object.entries(IGNORED_SIGNALS)) {
         process.on(signal, () => signals.warn(`${signal} ignored: ${meaning}`, { signal }));
       }
-      return runAgent(env, { ...io, stopSignal: stop.signal, hurrySignal: hurry.signal, onProcessExit: (hook) => process.on('exit', hook) }, MODES);
+      return runAgent(env, { ...io, stopSignal: stop.signal, secondStopSignal: secondStop.signal, onProcessExit: (hook) => process.on('exit', hook) }, MODES);
     }
     case 'render':
       return renderCommand(env, rest, io);

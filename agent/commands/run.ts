@@ -34,7 +34,7 @@ export interface RunIo extends ConfigIo {
   /** Aborted on the first SIGTERM, SIGINT or SIGQUIT. */
   readonly stopSignal: AbortSignal;
   /** Aborted on a second signal: skip the remaining drain wait. */
-  readonly hurrySignal: AbortSignal;
+  readonly secondStopSignal: AbortSignal;
   /** Registers a synchronous hook for process exit (kills Envoy whatever the exit path). */
   readonly onProcessExit: (hook: () => void) => void;
 }
@@ -251,7 +251,7 @@ async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logge
       hooks: { stopping: () => snapshots.abort(), ...(session !== null ? { beforeDrain: () => session.beforeDrain() } : {}), close: cleanup },
       timings: { ...STOP_TIMINGS, drainWaitMs: config.drainTimeS * 1000 },
       reason: String(io.stopSignal.reason ?? 'signal'),
-      hurry: io.hurrySignal,
+      secondStop: io.secondStopSignal,
       logger,
     });
     return 0;

@@ -3,7 +3,7 @@
  *   1. the before-drain hook (Cloud Map mode: deregister this task's instances), at most `beforeDrainMaxMs`;
  *   2. drain inbound listeners gracefully (Envoy's /drain_listeners?inboundonly&graceful), when Envoy is running;
  *   3. wait until Envoy reports no active downstream connections, or `drainWaitMs` (LISTENER_DRAIN_WAIT_TIME_S), or
- *      a second signal (`hurry`), whichever comes first;
+ *      a second signal (`secondStop`), whichever comes first;
  *   4. stop Envoy: the supervisor's /quitquitquit, SIGTERM after `quitWaitMs`, SIGKILL after `termWaitMs` more;
  *   5. close what the agent serves (the management interface, its socket).
  * A failing step is logged and the next one runs: Envoy is stopped whatever the hook or the drain did. With ECS's
@@ -76,12 +76,12 @@ export interface StopSequenceOptions {
   /** What stopped the agent (the signal's name), for the first log line. */
   readonly reason: string;
   /** Aborted on a second stop signal: the wait for connections ends at once. */
-  readonly hurry: AbortSignal;
+  readonly secondStop: AbortSignal;
   readonly logger: Logger;
 }
 
 /** Runs the whole stop; settles once Envoy has exited and the hooks' close has finished. */
-export async function runStopSequence({ envoy, hooks, timings, reason, hurry, logger }: StopSequenceOptions): Promise<void> {
+export async function runStopSequence({ envoy, hooks, timings, reason, secondStop, logger }: StopSequenceOptions): Promise<void> {
   logger.info('stopping', { reason });
   envoy.beginShutdown();
   hooks.stopping?.();
@@ -90,7 +90,7 @@ export async function runStopSequence({ envoy, hooks, timings, reason, hurry, lo
     try {
       await envoy.drainInbound();
       logger.info('draining inbound listeners', { drainTimeS: timings.drainWaitMs / 1000 });
-      await waitForConnectionsToClose(envoy, timings, hurry, logger);
+      await waitForConnectionsToClose(envoy, timings, secondStop, logger);
     } catch (err) {
       logger.warn('draining failed; stopping Envoy now', { err });
     }
@@ -119,14 +119,14 @@ async function runBeforeDrain(hook: () => Promise<void>, maxMs: number, logger: 
   }
 }
 
-async function waitForConnectionsToClose(envoy: StoppableEnvoy, timings: StopTimings, hurry: AbortSignal, logger: Logger): Promise<void> {
+async function waitForConnectionsToClose(envoy: StoppableEnvoy, timings: StopTimings, secondStop: AbortSignal, logger: Logger): Promise<void> {
   const drainTime = new AbortController();
   const timer = new AbortController();
   sleep(timings.drainWaitMs, undefined, { signal: timer.signal }).then(
     () => drainTime.abort(),
     () => undefined,
   );
-  const signal = AbortSignal.any([hurry, drainTime.signal]);
+  const signal = AbortSignal.any([secondStop, drainTime.signal]);
   try {
     while (!signal.aborted) {
       try {
@@ -146,5 +146,5 @@ async function waitForConnectionsToClose(envoy: StoppableEnvoy, timings: StopTim
   } finally {
     timer.abort();
   }
-  logger.info(hurry.aborted ? 'second stop signal: not waiting for connections' : 'drain time is over');
+  logger.info(secondStop.aborted ? 'second stop signal: not waiting for connections' : 'drain time is over');
 }

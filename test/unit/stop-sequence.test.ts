@@ -34,7 +34,7 @@ interface Scene {
   readonly logs: Array<Record<string, unknown>>;
   readonly envoy: StoppableEnvoy & { running: boolean; connections: () => Promise<number>; drain: () => Promise<void> };
   readonly hooks: StopHooks & { beforeDrain: () => Promise<void> };
-  readonly hurry: AbortController;
+  readonly secondStop: AbortController;
   /** Starts the sequence; settles when it has. */
   run(): Promise<void>;
   messages(): string[];
@@ -67,14 +67,14 @@ function scene(t: TestContext): Scene {
     beforeDrain: async () => void steps.push('beforeDrain'),
     close: async () => void steps.push('close'),
   };
-  const hurry = new AbortController();
+  const secondStop = new AbortController();
   return {
     steps,
     logs,
     envoy,
     hooks,
-    hurry,
-    run: () => runStopSequence({ envoy, hooks, timings: TIMINGS, reason: 'SIGTERM', hurry: hurry.signal, logger }),
+    secondStop,
+    run: () => runStopSequence({ envoy, hooks, timings: TIMINGS, reason: 'SIGTERM', secondStop: secondStop.signal, logger }),
     messages: () => logs.map((l) => String(l['msg'])),
   };
 }
@@ -143,7 +143,7 @@ test('a second stop signal ends the wait at once and stops Envoy', async (t) => 
   const done = s.run();
   await advance(1000);
   assert.ok(!s.steps.some((x) => x.startsWith('stop(')));
-  s.hurry.abort();
+  s.secondStop.abort();
   await settle();
   await done;
   assert.ok(s.steps.includes('stop(quit 3000 ms, term 2000 ms)'));
@@ -151,10 +151,10 @@ test('a second stop signal ends the wait at once and stops Envoy', async (t) => 
 });
 
 test('a second signal during the before-drain hook still drains, then skips the wait', async (t) => {
-  // Pins down that hurrying never skips the drain itself (new connections are refused before Envoy quits).
+  // Pins down that a second stop signal never skips the drain itself (new connections are refused before Envoy quits).
   const s = scene(t);
   s.envoy.connections = async () => 4;
-  s.hooks.beforeDrain = async () => void s.hurry.abort();
+  s.hooks.beforeDrain = async () => void s.secondStop.abort();
   await s.run();
   assert.deepEqual(s.steps, ['beginShutdown', 'stopping', 'drain', 'stop(quit 3000 ms, term 2000 ms)', 'close']);
   assert.ok(s.messages().includes('second stop signal: not waiting for connections'));
@@ -252,7 +252,7 @@ test('with every step hanging, the default stop sends SIGTERM at 26 s and SIGKIL
     hooks: { beforeDrain: () => new Promise<void>(() => undefined), close: async () => void (closedAtMs = clock.ms) },
     timings: TIMINGS,
     reason: 'SIGTERM',
-    hurry: new AbortController().signal,
+    secondStop: new AbortController().signal,
     logger: createLogger({ level: 'error', write: () => undefined }),
   });
   while (closedAtMs === null && clock.ms < 60_000) {
