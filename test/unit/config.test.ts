@@ -238,3 +238,11 @@ test('custom bootstrap files that clash with the agent fail as a configuration e
   assert.equal(configurationError(['a', 'b'], { subject: 'the custom bootstrap files', plural: true, noun: 'conflict' }).message, 'the custom bootstrap files have 2 conflicts:');
   assert.equal(configurationError(['a']).message, 'the configuration has 1 problem:');
 });
+
+test('the reference says what readConfig requires: AWS_REGION in relay and Cloud Map modes, APPNET_TASK_* when the document has services', () => {
+  // Pins the help text against the checks: AWS_REGION's doc once said "Required in relay mode" only.
+  const doc = (name: string) => envTable.find((row) => row.name === name)?.doc ?? '';
+  assert.match(doc('AWS_REGION'), /Required in relay and Cloud Map modes/);
+  for (const name of ['APPNET_TASK_ID', 'APPNET_TASK_IPV4']) assert.match(doc(name), /Required then when the Service Connect document has services/);
+  assert.throws(() => readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"n","services":[],"portMappings":[]}' }, io), /has 1 problem/);
+});
