@@ -6,8 +6,7 @@
  * Field names are Envoy's proto names in snake_case. Values follow the reference agent's bootstrap (section 3 of
  * reference-agent-behaviour.md) except where noted.
  */
-import { AgentError } from '../errors.ts';
-import { type Config, parseMeshResource } from '../config/index.ts';
+import { type Config, configurationError, parseMeshResource } from '../config/index.ts';
 import type { Platform } from '../system/index.ts';
 import { mergeCustomFiles } from './merge.ts';
 import { renderRelay } from '../../relay/index.ts';
@@ -55,7 +54,7 @@ export function renderBootstrap(config: Config, platform: Platform): RenderedBoo
   }
   const { merged, problems } = mergeCustomFiles(bootstrap, config.customFiles);
   if (problems.length > 0) {
-    throw new AgentError('AGENT_ERR_CONFIG', `the custom bootstrap files have ${problems.length} conflict${problems.length === 1 ? '' : 's'}:`, { problems });
+    throw configurationError(problems, { subject: 'the custom bootstrap files', plural: true, noun: 'conflict' });
   }
   return { bootstrap: merged, files };
 }

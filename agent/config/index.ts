@@ -1,6 +1,6 @@
 export { readConfig, readVariable, deepFreeze, parseMeshResource } from './read-config.ts';
 export type { Config, ConfigIo, Env, Mode, AdminAddress, Tracing, CustomFile, ServiceConnectSource } from './read-config.ts';
-export { problem, configurationError } from './problems.ts';
+export { problem, configurationError, type ProblemSubject } from './problems.ts';
 export { validateServiceConnectConfig, identityProblems, DNS_NAME, DNS_NAME_RULE, NAME, NAME_RULE, MAX_TIMEOUT, DEFAULT_INGRESS_PORT_BASE } from './service-connect.ts';
 export type { AppProtocol, ServiceConnectConfig, ServiceConnectService } from './service-connect.ts';
 export { envTable, envTableByName, LOG_LEVELS } from './table.ts';

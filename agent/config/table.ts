@@ -342,14 +342,14 @@ const rows = [
     name: 'APPNET_TASK_IPV4',
     parser: ipv4Address,
     scope: 'cloudmap',
-    doc: "Cloud Map mode: the task's IPv4 address, where there is no task metadata endpoint. Inbound listeners bind it and instances are registered with it.",
+    doc: "Cloud Map mode: the task's IPv4 address, where there is no task metadata endpoint. Inbound listeners bind it and instances are registered with it. Required then when the Service Connect document has services.",
     vsReference: 'new',
   },
   {
     name: 'APPNET_TASK_ID',
     parser: { ...text, rule: 'must be 1 to 64 letters, digits, - or _', parse: (r) => (/^[A-Za-z0-9_-]{1,64}$/.test(r) ? { ok: true, value: r } : { ok: false, rule: 'must be 1 to 64 letters, digits, - or _' }) },
     scope: 'cloudmap',
-    doc: "Cloud Map mode: the task's id, used in instance ids, where there is no task metadata endpoint.",
+    doc: "Cloud Map mode: the task's id, used in instance ids, where there is no task metadata endpoint. Required then when the Service Connect document has services.",
     vsReference: 'new',
   },
   {
@@ -428,7 +428,7 @@ const rows = [
     name: 'AWS_REGION',
     parser: { ...text, rule: 'must be an AWS region such as us-west-2', parse: (r) => (/^[a-z]{2}(-[a-z]+)+-\d+$/.test(r) ? { ok: true, value: r } : { ok: false, rule: 'must be an AWS region such as us-west-2' }) },
     scope: 'all',
-    doc: 'Region for node locality, relay SigV4 signing and the default relay endpoint. Required in relay mode.',
+    doc: 'Region for node locality, relay SigV4 signing and the default relay endpoint, and the Cloud Map client\'s region. Required in relay and Cloud Map modes.',
     vsReference: 'never looked up through IMDS',
   },
   {

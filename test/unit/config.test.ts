@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { readConfig, envTable } from '../../agent/config/index.ts';
+import { configurationError, readConfig, envTable } from '../../agent/config/index.ts';
+import { renderBootstrap } from '../../agent/bootstrap/index.ts';
 import { relayMode } from '../../relay/index.ts';
 import { computeHealth } from '../../agent/health/compute-health.ts';
 import { declaredPlaceholders, fillTemplate, templateText } from '../../relay/index.ts';
@@ -215,4 +216,33 @@ test('relay mode reads its section through relay/: no region and no domain is on
     () => readConfig({ APPNET_ENABLE_RELAY_MODE_FOR_XDS: 'true' }, io),
     (err: AgentError) => err.problems.length === 1 && /^AWS_REGION="": must be set in relay mode/.test(err.problems[0] ?? ''),
   );
+});
+
+test('custom bootstrap files that clash with the agent fail as a configuration error: "the custom bootstrap files have N conflict(s):", exit 2, one line per clash', () => {
+  // Pins the wording and exit code the custom-file check had before it went through configurationError.
+  const bare = { interfaces: { ipv4: {}, ipv6: {} }, kernelVersion: null, machine: null, task: null };
+  const failure = (env: Record<string, string>): AgentError => {
+    try {
+      renderBootstrap(readConfig(env, io), bare);
+    } catch (e) {
+      assert.ok(e instanceof AgentError);
+      return e;
+    }
+    assert.fail('renderBootstrap accepted a conflicting custom file');
+  };
+  const one = failure({ ...ecs, ENVOY_RESOURCES_CONFIG_FILE: `${repoRoot}/test/fixtures/custom/conflicting-admin.yaml` });
+  assert.equal(one.code, 'AGENT_ERR_CONFIG');
+  assert.equal(one.exitCode, 2);
+  assert.equal(one.message, 'the custom bootstrap files have 1 conflict:');
+  assert.match(one.problems[0] ?? '', /^ENVOY_RESOURCES_CONFIG_FILE=".*conflicting-admin.yaml": sets admin\.address\.socket_address/);
+  assert.equal(configurationError(['a', 'b'], { subject: 'the custom bootstrap files', plural: true, noun: 'conflict' }).message, 'the custom bootstrap files have 2 conflicts:');
+  assert.equal(configurationError(['a']).message, 'the configuration has 1 problem:');
+});
+
+test('the reference says what readConfig requires: AWS_REGION in relay and Cloud Map modes, APPNET_TASK_* when the document has services', () => {
+  // Pins the help text against the checks: AWS_REGION's doc once said "Required in relay mode" only.
+  const doc = (name: string) => envTable.find((row) => row.name === name)?.doc ?? '';
+  assert.match(doc('AWS_REGION'), /Required in relay and Cloud Map modes/);
+  for (const name of ['APPNET_TASK_ID', 'APPNET_TASK_IPV4']) assert.match(doc(name), /Required then when the Service Connect document has services/);
+  assert.throws(() => readConfig({ APPNET_SERVICE_CONNECT_CONFIG: '{"namespace":"n","services":[],"portMappings":[]}' }, io), /has 1 problem/);
 });
