@@ -51,8 +51,9 @@ export interface DiscoveryOptions {
   readonly logger: Logger;
   /** Where skipped records are reported; default: a log of its own. */
   readonly problems?: ProblemLog;
+  /** Called with the snapshot when it changed: one at a time, beside the checks (run()). */
   readonly onChange: (snapshot: DiscoverySnapshot) => Promise<void>;
-  /** After every poll, changed or not (retries of what could not be applied, self-healing). */
+  /** After a poll, changed or not (retries of what could not be applied, self-healing): one at a time, beside the checks. */
   readonly afterPoll?: (snapshot: DiscoverySnapshot) => Promise<void>;
   readonly revisionChecksPerPoll?: number;
   /** How often the service list is read; default 10 polls. */
@@ -549,7 +550,52 @@ export class Discovery {
     return this.#list(signal);
   }
 
+  /**
+   * The loop. onChange and afterPoll run beside the checks, not in their way: both talk to Envoy (a file update
+   * and its verdict, the traffic counters), which takes a second or more on a busy host, and awaiting them held up
+   * the next checks of the services in use by as much. One onChange at a time: changes seen while one is in flight
+   * go in one more, with the latest snapshot, once it is done. One afterPoll at a time: a wake while one is in
+   * flight does without.
+   */
   async run(signal: AbortSignal): Promise<void> {
+    const report = (what: string) => (err: unknown) => this.#opts.logger.error(what, { err });
+    let applying: Promise<void> | null = null;
+    let again = false;
+    const applyChanges = () => {
+      if (applying !== null) {
+        again = true;
+        return;
+      }
+      applying = (async () => {
+        do {
+          again = false;
+          await this.#opts.onChange(this.snapshot());
+        } while (again && !signal.aborted);
+      })()
+        .catch(report('applying Cloud Map changes failed'))
+        .finally(() => {
+          applying = null;
+        });
+    };
+    let afterPolling: Promise<void> | null = null;
+    const afterPoll = () => {
+      if (afterPolling !== null || this.#opts.afterPoll === undefined) return;
+      afterPolling = this.#opts
+        .afterPoll(this.snapshot())
+        .catch(report('the work after a Cloud Map poll failed'))
+        .finally(() => {
+          afterPolling = null;
+        });
+    };
+    try {
+      await this.#loop(signal, applyChanges, afterPoll);
+    } finally {
+      await applying;
+      await afterPolling;
+    }
+  }
+
+  async #loop(signal: AbortSignal, applyChanges: () => void, afterPoll: () => void): Promise<void> {
     // The first wait is uniform over a poll interval: agents started together spread out.
     let waitMs = this.#opts.pollIntervalMs * this.#random();
     this.#nextPollMs = this.#now() + waitMs;
@@ -586,8 +632,8 @@ export class Discovery {
         }
       }
       if (signal.aborted) return;
-      if (changed) await this.#opts.onChange(this.snapshot());
-      await this.#opts.afterPoll?.(this.snapshot());
+      if (changed) applyChanges();
+      afterPoll();
     }
   }
 }

@@ -166,6 +166,13 @@ export async function startDiscovery(cm: FakeCloudMap, opts: Partial<DiscoveryOp
   const running = d.run(stop.signal);
   stoppers.push(async () => {
     stop.abort();
+    // An update or afterPoll still in flight waits on the fake clock: move it on until the loop is done.
+    let done = false;
+    void running.then(() => (done = true));
+    for (let i = 0; i < 1000 && !done; i++) {
+      mock.timers.tick(100);
+      await new Promise<void>((r) => setImmediate(r));
+    }
     await running;
   });
   return { d, applied };
