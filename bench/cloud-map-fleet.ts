@@ -1,7 +1,7 @@
 /**
  * Benchmark: Cloud Map mode at fleet scale, scaled down. Prints figures; asserts nothing.
  *   npm run build:binary && node bench/cloud-map-fleet.ts [--agents 10] [--services 100] [--instances-per-service 10] [--steady-s 60]
- *     [--quota-scale K/1000] [--not-in-use-timeout-s 60]
+ *     [--in-use 3] [--singles 10] [--quota-scale K/fleet] [--not-in-use-timeout-s 60]
  *
  * K real agents (the single executable, each with its own Envoy) discover one namespace of N services in moto,
  * through a small proxy that plays Cloud Map's account-wide throttling, scaled to K/1,000 of the real quotas
@@ -11,11 +11,17 @@
  * quota for them).
  *
  * The namespace holds N services × --instances-per-service (10) instances: with 100 services, the 1,000 instances of a
- * fleet of 1,000 tasks, which is the fleet each agent estimates and budgets for (docs/cloud-map.md, "Scale").
+ * fleet of 1,000 tasks, which is the fleet F each agent estimates and budgets for (docs/cloud-map.md, "Scale"). The
+ * quotas are scaled to K/F by default (the K agents are K of F tasks); --instances-per-service 6 plays a fleet of 600.
  *
- * Every agent calls the same three services ("in use": a request to each every 500 ms through its own Envoy); the
- * rest are "not in use". Propagation is timed from RegisterInstance returning to the new endpoint showing in each
+ * Every agent calls the same --in-use (3) services ("in use": a request to each every 500 ms through its own Envoy);
+ * the rest are "not in use". Propagation is timed from RegisterInstance returning to the new endpoint showing in each
  * agent's Envoy (its cluster's membership_total on the admin socket), for single changes and for a burst of 20 at once.
+ * One sampler per agent reads every pending service's membership_total in one request every 50 ms, however many
+ * changes are pending (a loop per change and agent made 20 × K requests a 50 ms in the burst and loaded the 2
+ * cores enough to triple the figures). The latency is split where the proxy sees it: from the registration to the
+ * end of the agent's first DiscoverInstances of that service made after it (the wait for a check, and the calls),
+ * and from there to the endpoint in Envoy (the agent's xDS write, Envoy's update, the sampling).
  * Calls are told apart per agent by the access key each one signs with.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -32,13 +38,15 @@ import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort } from '../test/helpers/apps.ts';
 
 const { values: args } = parseArgs({
-  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'instances-per-service': { type: 'string', default: '10' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' }, 'not-in-use-timeout-s': { type: 'string', default: '60' } },
+  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'instances-per-service': { type: 'string', default: '10' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' }, 'not-in-use-timeout-s': { type: 'string', default: '60' }, 'in-use': { type: 'string', default: '3' }, singles: { type: 'string', default: '10' } },
 });
 const K = Number(args.agents);
 const N = Number(args.services);
 const steadyS = Number(args['steady-s']);
-const IN_USE = 3;
-if (!(N > IN_USE) || !(K >= 1)) throw new Error(`--services must be more than ${IN_USE} (the services in use) and --agents at least 1: got --services ${args.services} --agents ${args.agents}`);
+const IN_USE = Number(args['in-use']);
+const SINGLES = Number(args.singles);
+if (!Number.isInteger(IN_USE) || IN_USE < 1) throw new Error(`--in-use must be an integer of at least 1: got ${args['in-use']}`);
+if (!(N > IN_USE) || !(K >= 1)) throw new Error(`--services must be more than --in-use (${IN_USE}) and --agents at least 1: got --services ${args.services} --agents ${args.agents}`);
 /** Instances per service: 100 services × 10 is the namespace of a fleet of 1,000 tasks, the fleet the agents estimate (and the quotas are scaled to). */
 const PER_SERVICE = Number(args['instances-per-service']);
 
@@ -79,8 +87,9 @@ class Bucket {
     return true;
   }
 }
-/** The share of the account's quotas this fleet gets: K/1,000 (a fleet of 1,000 tasks scaled down), or --quota-scale. */
-const scale = args['quota-scale'] === undefined ? K / 1000 : Number(args['quota-scale']);
+/** The share of the account's quotas this fleet gets: K/F (a fleet of F = N × instances-per-service tasks scaled down), or --quota-scale. */
+const FLEET = N * PER_SERVICE;
+const scale = args['quota-scale'] === undefined ? K / FLEET : Number(args['quota-scale']);
 const buckets = new Map<string, Bucket>([
   ['DiscoverInstances', new Bucket(1000 * scale, 2000 * scale)],
   ['DiscoverInstancesRevision', new Bucket(3000 * scale, 3000 * scale)],
@@ -95,10 +104,13 @@ const tally = (who: string) => {
   if (t === undefined) tallies.set(who, (t = { calls: new Map(), throttled: 0 }));
   return t;
 };
+/** DiscoverInstances answered, by agent and service: [request arrived, answer sent] (performance.now() ms). */
+const fetches = new Map<string, Array<[number, number]>>();
 const motoUrl = new URL(moto.url);
 const proxy = createServer((req: IncomingMessage, res) => {
   const op = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '?';
   const who = /Credential=([^/]+)\//.exec(String(req.headers['authorization'] ?? ''))?.[1] ?? '?';
+  const arrived = performance.now();
   const t = tally(who);
   t.calls.set(op, (t.calls.get(op) ?? 0) + 1);
   if (buckets.get(op)?.take() === false) {
@@ -108,12 +120,30 @@ const proxy = createServer((req: IncomingMessage, res) => {
     res.end(JSON.stringify({ __type: 'RequestLimitExceeded', Message: 'The operation can’t be completed because you’ve reached the quota for the number of requests.' }));
     return;
   }
-  const up = request({ host: motoUrl.hostname, port: motoUrl.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-    res.writeHead(r.statusCode ?? 502, r.headers);
-    r.pipe(res);
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    const up = request({ host: motoUrl.hostname, port: motoUrl.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+      if (op !== 'DiscoverInstances' || r.statusCode !== 200) return;
+      r.on('end', () => {
+        let service = '?';
+        try {
+          service = (JSON.parse(body.toString('utf8')) as { ServiceName?: string }).ServiceName ?? '?';
+        } catch {
+          /* not JSON */
+        }
+        const key = `${who} ${service}`;
+        let list = fetches.get(key);
+        if (list === undefined) fetches.set(key, (list = []));
+        list.push([arrived, performance.now()]);
+      });
+    });
+    up.on('error', () => res.destroy());
+    up.end(body);
   });
-  up.on('error', () => res.destroy());
-  req.pipe(up);
 });
 proxy.listen(0, '127.0.0.1');
 await once(proxy, 'listening');
@@ -284,12 +314,46 @@ const totalRate = perAgentRate.reduce((s, x) => s + x, 0);
 let nextIp = 1;
 /** Instances of each service whose RegisterInstance returned. */
 const registered = new Map<number, number>();
+interface Pending {
+  readonly s: number;
+  readonly expected: number;
+  readonly t0: number;
+  readonly seen: Map<string, number>;
+}
+const pending = new Set<Pending>();
+/** Per agent: the time between its sampler's reads (the sampling's own granularity). */
+const sampleGaps: number[] = [];
 /**
- * Registers a new instance of svcS; resolves with, per agent, ms until its Envoy has it. Envoy's
- * `cluster.scout_http_svcS.membership_total` is read (a small /stats answer; reading every agent's whole /clusters
- * every 50 ms loaded the 2 cores and inflated the figures): once it reaches the instances registered when this one
- * returned, the agent fetched after this registration, so this instance is in.
+ * One sampler per agent: while changes are pending, reads Envoy's `cluster.scout_http_svcS.membership_total` of
+ * every pending service in one /stats request (a small answer), every 50 ms. Once it reaches the instances
+ * registered when a change returned, the agent fetched after that registration, so the new instance is in.
  */
+const sampling = new AbortController();
+const samplers = agents.map(async (a) => {
+  let last = 0;
+  while (!sampling.signal.aborted) {
+    const wanted = [...pending].filter((p) => !p.seen.has(a.id));
+    if (wanted.length === 0) {
+      last = 0;
+      await sleep(20);
+      continue;
+    }
+    const services = [...new Set(wanted.map((p) => p.s))];
+    const stats = await get({ socketPath: join(a.dir, 'envoy.sock'), path: `/stats?filter=${encodeURIComponent(`^cluster\\.scout_http_svc(${services.join('|')})\\.membership_total$`)}` });
+    const at = performance.now();
+    if (last !== 0) sampleGaps.push(at - last);
+    last = at;
+    for (const p of wanted) {
+      const value = Number(new RegExp(`scout_http_svc${p.s}\\.membership_total: (\\d+)`).exec(stats.body)?.[1] ?? 0);
+      if (value >= p.expected) p.seen.set(a.id, at - p.t0);
+    }
+    await sleep(50);
+  }
+});
+/** Per change and agent: ms from the registration to the end of the agent's first DiscoverInstances of it after, and on to Envoy. */
+const splits = { single: { fetch: [] as number[], apply: [] as number[] }, burst: { fetch: [] as number[], apply: [] as number[] } };
+let phase: keyof typeof splits = 'single';
+/** Registers a new instance of svcS; resolves with, per agent, ms until its Envoy has it (NaN: not within the timeout). */
 async function change(s: number, timeoutMs: number): Promise<number[]> {
   const ip = `127.0.6.${nextIp++}`;
   await app(ip, appPort);
@@ -297,25 +361,25 @@ async function change(s: number, timeoutMs: number): Promise<number[]> {
   const t0 = performance.now();
   const expected = (registered.get(s) ?? PER_SERVICE) + 1;
   registered.set(s, expected);
-  const seen = new Map<string, number>();
-  while (seen.size < live && performance.now() - t0 < timeoutMs) {
-    await Promise.all(
-      agents
-        .filter((a) => !seen.has(a.id))
-        .map(async (a) => {
-          const stats = await get({ socketPath: join(a.dir, 'envoy.sock'), path: `/stats?filter=${encodeURIComponent(`^cluster\\.scout_http_svc${s}\\.membership_total$`)}` });
-          const value = Number(/: (\d+)/.exec(stats.body)?.[1] ?? 0);
-          if (value >= expected) seen.set(a.id, performance.now() - t0);
-        }),
-    );
-    await sleep(50);
+  const p: Pending = { s, expected, t0, seen: new Map() };
+  pending.add(p);
+  while (p.seen.size < live && performance.now() - t0 < timeoutMs) await sleep(20);
+  pending.delete(p);
+  const split = splits[phase];
+  for (const a of agents) {
+    if (s >= IN_USE) break; // split for the services in use only
+    const seen = p.seen.get(a.id);
+    const fetched = (fetches.get(`${a.id} svc${s}`) ?? []).find(([arrived]) => arrived > t0)?.[1];
+    if (seen === undefined || fetched === undefined) continue;
+    split.fetch.push(fetched - t0);
+    split.apply.push(seen - (fetched - t0));
   }
-  return agents.map((a) => seen.get(a.id) ?? NaN);
+  return agents.map((a) => p.seen.get(a.id) ?? NaN);
 }
 const single = { inUse: [] as number[], notInUse: [] as number[] };
 let missed = 0;
-for (let i = 0; i < 10; i++) {
-  log(`single change ${i + 1} of 10`);
+for (let i = 0; i < SINGLES; i++) {
+  log(`single change ${i + 1} of ${SINGLES}`);
   const inUse = await change(i % IN_USE, 60_000);
   const notInUse = await change(IN_USE + ((i * 7) % (N - IN_USE)), Number(args['not-in-use-timeout-s']) * 1000);
   missed += [...inUse, ...notInUse].filter((x) => Number.isNaN(x)).length;
@@ -323,8 +387,9 @@ for (let i = 0; i < 10; i++) {
   single.notInUse.push(...notInUse.filter((x) => !Number.isNaN(x)));
 }
 log('burst: 20 changes at once');
+phase = 'burst';
 const burstBefore = snapshotTallies();
-const burstResults = await Promise.all(Array.from({ length: 20 }, (_, i) => change(i < 10 ? i % IN_USE : IN_USE + ((i * 11) % (N - IN_USE)), 90_000).then((r) => ({ inUse: i < 10, r }))));
+const burstResults = await Promise.all(Array.from({ length: 20 }, (_, i) => change(i < 10 ? i % IN_USE : IN_USE + ((i * 11) % (N - IN_USE)), i < 10 ? 90_000 : Number(args['not-in-use-timeout-s']) * 1000).then((r) => ({ inUse: i < 10, r }))));
 const burstAfter = snapshotTallies();
 const burst = { inUse: [] as number[], notInUse: [] as number[] };
 for (const { inUse, r } of burstResults) {
@@ -336,6 +401,8 @@ for (const [who, x] of burstAfter) burstThrottled += x.throttled - (burstBefore.
 
 traffic.abort();
 await trafficLoop;
+sampling.abort();
+await Promise.all(samplers);
 await Promise.all(
   agents.map(async (a) => {
     a.child.kill('SIGTERM');
@@ -352,7 +419,7 @@ const quotaInstances = 1000;
 const scaledUp = (totalRate / live) * 1000;
 process.stdout.write(
   [
-    `fleet: ${K} agents, namespace of ${N} services, ${IN_USE} in use by every agent; proxy quotas × ${scale}`,
+    `fleet: ${K} agents, namespace of ${N} services × ${PER_SERVICE} instances (fleet estimate ${FLEET}), ${IN_USE} in use by every agent; proxy quotas × ${scale}`,
     `start: ${live} of ${K} HEALTHY with every name in ${startS.toFixed(1)} s; calls until then ${startCalls}, throttled ${startThrottled}; exited at start: ${failedAtStart.size}`,
     ...failedSummary,
     `steady state (${steadyS} s): ${totalRate.toFixed(1)} calls/s in total, per agent p50 ${pct(perAgentRate, 50).toFixed(2)}/s max ${Math.max(...perAgentRate).toFixed(2)}/s; throttled ${steadyThrottled}`,
@@ -362,6 +429,9 @@ process.stdout.write(
     `propagation, single changes, not in use: ${fmt(single.notInUse)}`,
     `propagation, burst of 20, in use:        ${fmt(burst.inUse)}`,
     `propagation, burst of 20, not in use:    ${fmt(burst.notInUse)}`,
+    `  in use, single changes, split: registration → the agent's DiscoverInstances answered ${fmt(splits.single.fetch)}; → in Envoy (xDS write, Envoy, sampling) ${fmt(splits.single.apply)}`,
+    `  in use, burst, split: registration → the agent's DiscoverInstances answered ${fmt(splits.burst.fetch)}; → in Envoy ${fmt(splits.burst.apply)}`,
+    `  sampling: one read per agent every ${fmt(sampleGaps)}`,
     `throttled during the burst: ${burstThrottled}; endpoints never seen within the timeout: ${missed}`,
     '',
   ].join('\n'),

@@ -2,21 +2,30 @@
  * Discovery: keeps a snapshot of every service in the namespace and its endpoints, and reports changes.
  *
  * The call model (docs/cloud-map.md, "Scale"):
- * - Services in use (the mode tells which from Envoy's per-cluster traffic, setInUse) are checked first, each at
- *   most once per poll interval, as often as the budget allows: a DiscoverInstances (the instances directly) when
- *   its budget has a token, else a DiscoverInstancesRevision, and the instances only when the revision changed.
- * - The other services are checked round robin with what the budget leaves, at most `revisionChecksPerPoll` a
- *   poll.
+ * - The budget: this agent's share of the account's quotas, `quotaShare` × quota ÷ the fleet, where the fleet is
+ *   estimated as the number of instances in the namespace (one a task and service). Two token buckets at those
+ *   rates (DiscoverInstances, DiscoverInstancesRevision), each holding at most two polls' worth; with a small fleet,
+ *   the natural rate (`revisionChecksPerPoll` a poll) is the ceiling.
+ * - Services in use (the mode tells which from Envoy's per-cluster traffic, setInUse) are checked on a schedule of
+ *   their own: h services in use get one check every I ÷ h, the least recently checked first, so each is checked
+ *   every I = max(poll, h ÷ (0.9 × (R + D))), evenly spread, at the moment it is due (the loop wakes then, not at
+ *   its next poll). A check is a DiscoverInstances when that bucket has a token (the instances directly), else a
+ *   DiscoverInstancesRevision, and the instances when the revision changed. Checks of services in use may take
+ *   their buckets below zero, down to minus one bucket (a debt the other checks pay back): so the others never
+ *   make a service in use wait, and a burst of changes never makes it wait longer than a bucket.
+ * - The other services are checked round robin at each poll, at most `revisionChecksPerPoll`, with the tokens
+ *   left (never below zero).
+ * - A fetch that a change calls for (a changed revision of a service not in use, the InstanceCount signal below)
+ *   waits for a DiscoverInstances token: never made over the budget. A service in use goes first, and may take
+ *   the bucket down to one fetch per service in use below its floor (#takeFetchToken).
  * - The service list (ListServices) is read every `listEveryMs`, to find services that appeared or went; where
  *   Cloud Map gives each service's InstanceCount (AWS does, moto does not), a service whose count moved since the
- *   last list is fetched at once: the namespace-wide change signal for instances registered or deregistered.
- * - The budget: this agent's share of the account's quotas, `quotaShare` × quota ÷ the fleet, where the fleet is
- *   estimated as the number of instances in the namespace (one a task and service). Token buckets at those rates;
- *   with a small fleet, the natural rate (`revisionChecksPerPoll` a poll) is the ceiling.
- * - Every wait is jittered (±20 %; the first one uniform over a poll interval), so agents started together do not
- *   poll in step.
- * - Services never fetched (start-up cut short by throttling) are fetched first, at most `revisionChecksPerPoll`
- *   a poll, outside the budget (Cloud Map's own throttling paces them).
+ *   last list is fetched as soon as the budget allows: the namespace-wide change signal for instances registered
+ *   or deregistered.
+ * - The polls are jittered (±20 %; the first one uniform over a poll interval), so agents started together do not
+ *   poll in step; the checks of services in use start at a random point of their spacing.
+ * - Services never fetched (start-up cut short by throttling, new services) are fetched first at each poll, at
+ *   most `revisionChecksPerPoll` a poll, outside the budget (Cloud Map's own throttling paces them).
  *
  * Failures stay where they happen:
  * - A service Cloud Map no longer knows (ServiceNotFound) keeps its last known endpoints, is reported once, and
@@ -25,7 +34,8 @@
  * - A namespace that is gone (NamespaceNotFound) keeps every service as last known, is reported in warnings(), and
  *   is looked up by name at every poll until it exists again (possibly with a new id).
  * - Any other error (throttling, timeouts, Cloud Map down) keeps the last known endpoints, and the wait doubles
- *   (with jitter) up to 30 s until a call succeeds again; throttling also empties the budget's buckets.
+ *   (with jitter) up to 30 s until a call succeeds again; throttling also empties the budget's buckets (to their
+ *   floor: the next check of a service in use waits for a token).
  * Never an empty cluster because Cloud Map failed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,8 +51,9 @@ export interface DiscoveryOptions {
   readonly logger: Logger;
   /** Where skipped records are reported; default: a log of its own. */
   readonly problems?: ProblemLog;
+  /** Called with the snapshot when it changed: one at a time, beside the checks (run()). */
   readonly onChange: (snapshot: DiscoverySnapshot) => Promise<void>;
-  /** After every poll, changed or not (retries of what could not be applied, self-healing). */
+  /** After a poll, changed or not (retries of what could not be applied, self-healing): one at a time, beside the checks. */
   readonly afterPoll?: (snapshot: DiscoverySnapshot) => Promise<void>;
   readonly revisionChecksPerPoll?: number;
   /** How often the service list is read; default 10 polls. */
@@ -60,22 +71,47 @@ export interface DiscoveryOptions {
 /** Cloud Map's documented account quotas per Region (calls/s): DiscoverInstances 1,000 (bucket 2,000), DiscoverInstancesRevision 3,000. */
 export const CLOUD_MAP_QUOTAS = { discoverInstances: 1000, discoverInstancesRevision: 3000 } as const;
 export const DEFAULT_QUOTA_SHARE = 0.4;
+/** The part of an agent's budget that services in use may take; the rest keeps the others checked. */
+export const IN_USE_SHARE = 0.9;
 
-/** A token bucket at a rate that changes with the fleet estimate. */
+/**
+ * A token bucket at a rate that changes with the fleet estimate, holding at most `capacity` tokens. Services in use
+ * may take it below zero, down to a floor: a debt that the other checks pay back.
+ */
 class Tokens {
   tokens = 1;
+  capacity = 1;
+  ratePerS = 1;
   #at: number;
   constructor(now: number) {
     this.#at = now;
   }
   refill(ratePerS: number, capacity: number, now: number): void {
-    this.tokens = Math.min(Math.max(capacity, 1), this.tokens + ((now - this.#at) / 1000) * ratePerS);
+    this.ratePerS = ratePerS;
+    this.capacity = Math.max(capacity, 1);
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.#at) / 1000) * ratePerS);
     this.#at = now;
   }
+  /** A token above zero (the other services, fetches that wait). */
   take(): boolean {
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+  /** A token down to the floor, -capacity - `deeper` (services in use). */
+  takeInUse(deeper = 0): boolean {
+    if (this.tokens - 1 < -this.capacity - deeper) return false;
+    this.tokens -= 1;
+    return true;
+  }
+  /** Empty, to the floor (after throttling). */
+  drain(): void {
+    this.tokens = -this.capacity;
+  }
+  /** ms until take() (or takeInUse(deeper)) would succeed. */
+  msUntil(inUse: boolean, deeper = 0): number {
+    const need = (inUse ? 1 - this.capacity - deeper : 1) - this.tokens;
+    return need <= 0 ? 0 : this.ratePerS <= 0 ? Infinity : (need / this.ratePerS) * 1000;
   }
 }
 
@@ -98,8 +134,8 @@ interface Tracked {
   missingSinceMs: number | null;
   /** Whether its instances were fetched at least once. */
   fetched: boolean;
-  /** When it is next due for a check while in use (epoch ms). */
-  dueMs: number;
+  /** When it was last checked while in use (epoch ms; 0: not since it came into use). */
+  lastCheckMs: number;
   /** Cloud Map's InstanceCount at the last list (AWS gives it; moto does not), or null. */
   listedCount: number | null;
 }
@@ -121,14 +157,18 @@ export class Discovery {
   #failingSinceMs: number | null = null;
   #namespaceMissingSinceMs: number | null = null;
   #listSoon = false;
+  /** Fetched at the next wake, whatever the budget (the mode asked: this task re-registered in it). */
   readonly #refetchSoon = new Set<string>();
+  /** Fetched as DiscoverInstances tokens allow, services in use first (a change was seen). */
+  readonly #fetchQueue = new Set<string>();
+  /** When the next check of a service in use is due, and when the next poll (epoch ms). */
+  #nextInUseMs = 0;
+  #nextPollMs = 0;
   readonly #random: () => number;
   #inUse = new Set<string>();
   #lastListMs = 0;
-  #lastColdMs = 0;
   readonly #revisionTokens: Tokens;
   readonly #instanceTokens: Tokens;
-  #throttledUntilMs = 0;
 
   constructor(opts: DiscoveryOptions) {
     this.#opts = opts;
@@ -143,12 +183,28 @@ export class Discovery {
   /** The services this task calls (Envoy saw traffic to them): checked first and most often. */
   setInUse(names: Iterable<string>): void {
     const next = new Set(names);
+    // The first service in use: its checks start at a random point of their spacing, so agents do not check in step.
+    if (this.#inUse.size === 0 && next.size > 0) this.#nextInUseMs = this.#now() + this.#random() * this.#inUseSpacingMs(next.size);
     for (const name of next) {
       const t = this.#tracked.get(name);
-      // Due at once, plus a random part of a poll, so services that come into use together are not checked in step.
-      if (t !== undefined && !this.#inUse.has(name)) t.dueMs = this.#now() + this.#random() * this.#opts.pollIntervalMs;
+      if (t !== undefined && !this.#inUse.has(name)) t.lastCheckMs = 0; // checked first (least recently checked)
     }
     this.#inUse = next;
+  }
+
+  /** The services in use that are known and fetched. */
+  #inUseTracked(): Array<[string, Tracked]> {
+    const out: Array<[string, Tracked]> = [];
+    for (const name of this.#inUse) {
+      const t = this.#tracked.get(name);
+      if (t !== undefined && t.fetched) out.push([name, t]);
+    }
+    return out;
+  }
+
+  /** The time between two checks of services in use (ms): I ÷ h. */
+  #inUseSpacingMs(h: number): number {
+    return this.budget().inUseEveryMs / Math.max(1, h);
   }
 
   /** The fleet as this agent estimates it: the instances in the namespace (one a task and service it serves). */
@@ -165,7 +221,7 @@ export class Discovery {
     const b = perAgentBudget(fleet, this.#opts.quotaShare ?? DEFAULT_QUOTA_SHARE, ((this.#opts.revisionChecksPerPoll ?? 5) * 1000) / poll);
     const inUse = [...this.#inUse].filter((n) => this.#tracked.has(n)).length;
     // Services in use get at most 90 % of the budget, so the others are still checked, slowly.
-    const inUseEveryMs = inUse === 0 ? poll : Math.max(poll, (inUse * 1000) / (0.9 * (b.revisionPerS + b.instancesPerS)));
+    const inUseEveryMs = inUse === 0 ? poll : Math.max(poll, (inUse * 1000) / (IN_USE_SHARE * (b.revisionPerS + b.instancesPerS)));
     return { fleet, ...b, inUseEveryMs };
   }
 
@@ -267,7 +323,7 @@ export class Discovery {
       names.add(s.name);
       const t = this.#tracked.get(s.name);
       if (t === undefined) {
-        this.#tracked.set(s.name, { id: s.id, revision: null, service: readService(s.name, []).service, instances: new Map(), missingSinceMs: null, fetched: false, dueMs: 0, listedCount: s.instanceCount ?? null });
+        this.#tracked.set(s.name, { id: s.id, revision: null, service: readService(s.name, []).service, instances: new Map(), missingSinceMs: null, fetched: false, lastCheckMs: 0, listedCount: s.instanceCount ?? null });
         if (fetchNew) await this.#fetch(s.name, signal);
         changed = true;
       } else if (t.id !== s.id) {
@@ -277,9 +333,9 @@ export class Discovery {
         changed = (await this.#fetch(s.name, signal)) || changed;
       } else if (s.instanceCount !== undefined) {
         // The namespace-wide change signal: a service whose InstanceCount moved since the last list had instances
-        // registered or deregistered; fetch it at once instead of waiting for its turn. (Same-count replacements and
-        // attribute changes are left to the revision checks.)
-        if (t.listedCount !== null && t.listedCount !== s.instanceCount && t.fetched) this.#refetchSoon.add(s.name);
+        // registered or deregistered; fetch it as soon as the budget allows instead of waiting for its turn.
+        // (Same-count replacements and attribute changes are left to the revision checks.)
+        if (t.listedCount !== null && t.listedCount !== s.instanceCount && t.fetched) this.#fetchQueue.add(s.name);
         t.listedCount = s.instanceCount;
       }
     }
@@ -315,6 +371,7 @@ export class Discovery {
     }
     if (t.missingSinceMs !== null) this.#opts.logger.info('a Cloud Map service is found again', { service: name });
     t.missingSinceMs = null;
+    this.#fetchQueue.delete(name);
     t.fetched = true;
     // The revision the instances are at, so the next revision check compares with what was fetched.
     t.revision = result.revision;
@@ -326,7 +383,19 @@ export class Discovery {
     return changed;
   }
 
-  /** A revision check of one service, and its instances when the revision changed. */
+  /**
+   * A DiscoverInstances token for the fetch a change calls for. A service in use may take the bucket down to one
+   * fetch per service in use below its floor: a burst that changes every service in use is fetched at once, and
+   * the debt is paid back (its checks are revision checks meanwhile). Any other service waits for a token.
+   */
+  #takeFetchToken(name: string): boolean {
+    return this.#inUse.has(name) ? this.#instanceTokens.takeInUse(this.#inUse.size) : this.#instanceTokens.take();
+  }
+
+  /**
+   * A revision check of one service, and its instances when the revision changed: at once when the DiscoverInstances
+   * bucket has a token (down to its floor for a service in use), else queued for the next token.
+   */
   async #check(name: string, signal?: AbortSignal): Promise<boolean> {
     const t = this.#tracked.get(name);
     if (t === undefined) return false;
@@ -340,15 +409,19 @@ export class Discovery {
       revision = null; // #fetch reports it and keeps the last known endpoints
     }
     if (revision !== null && revision === t.revision) return false;
-    this.#instanceTokens.tokens -= 1; // the fetch a change needs is made whatever the budget; it is paid for later
+    if (!this.#takeFetchToken(name)) {
+      this.#fetchQueue.add(name);
+      return false;
+    }
     return this.#fetch(name, signal);
   }
 
   /**
-   * One wake of the loop (docs at the top): the list when due, services never fetched, services in use that are
-   * due, and, once a poll interval, other services round robin with what the budget leaves. A service Cloud Map
-   * does not find is handled in #fetch and does not stop the others; any other error (throttling, a timeout, Cloud
-   * Map down) is Cloud Map's as a whole and ends the wake (backoff), keeping what it changed so far.
+   * One wake of the loop (docs at the top): the list when due, fetches asked for, services never fetched, the
+   * checks of services in use that are due, fetches waiting for a token, and, once a poll interval, other services
+   * round robin with what the budget leaves. A service Cloud Map does not find is handled in #fetch and does not
+   * stop the others; any other error (throttling, a timeout, Cloud Map down) is Cloud Map's as a whole and ends the
+   * wake (backoff), keeping what it changed so far.
    */
   async pollOnce(signal?: AbortSignal): Promise<boolean> {
     if (this.#namespaceMissingSinceMs !== null) {
@@ -361,10 +434,10 @@ export class Discovery {
     const budget = this.budget();
     this.#revisionTokens.refill(budget.revisionPerS, budget.revisionPerS * (poll / 1000) * 2, now);
     this.#instanceTokens.refill(budget.instancesPerS, budget.instancesPerS * (poll / 1000) * 2, now);
-    const coldDue = now - this.#lastColdMs >= poll * 0.8;
-    if (coldDue) {
+    const pollDue = now >= this.#nextPollMs;
+    if (pollDue) {
       this.#poll += 1;
-      this.#lastColdMs = now;
+      this.#nextPollMs = now + poll * (0.8 + 0.4 * this.#random());
     }
     let changed = false;
     const attempt = async (what: () => Promise<boolean>) => {
@@ -376,44 +449,65 @@ export class Discovery {
       }
     };
     try {
-      if (now - this.#lastListMs >= (this.#opts.listEveryMs ?? poll * 10) || this.#listSoon) {
+      const listDue = now - this.#lastListMs >= (this.#opts.listEveryMs ?? poll * 10) || this.#listSoon;
+      if (listDue) {
         this.#listSoon = false;
         this.#lastListMs = now;
         await attempt(() => this.#list(signal));
       }
       for (const name of [...this.#refetchSoon]) {
         this.#refetchSoon.delete(name);
-        this.#instanceTokens.tokens -= 1; // paid for later: a known change is fetched whatever the budget
+        this.#instanceTokens.tokens = Math.max(-this.#instanceTokens.capacity, this.#instanceTokens.tokens - 1);
         await attempt(() => this.#fetch(name, signal));
       }
-      // Services never fetched (new, or left by a throttled start-up), a few a wake.
-      const unfetched = [...this.#tracked].filter(([, t]) => !t.fetched).map(([name]) => name).sort((x, y) => Number(this.#inUse.has(y)) - Number(this.#inUse.has(x)));
-      for (const name of unfetched.slice(0, perPoll)) await attempt(() => this.#fetch(name, signal));
-
-      // Services in use: each due one, while the budget has a token (instances first: no second call on a change).
-      const inUse = [...this.#inUse].map((name) => [name, this.#tracked.get(name)] as const).filter((e): e is readonly [string, Tracked] => e[1] !== undefined && e[1].fetched && e[1].dueMs <= now);
-      inUse.sort((x, y) => x[1].dueMs - y[1].dueMs);
-      for (const [name, t] of inUse) {
-        if (this.#instanceTokens.take()) await attempt(() => this.#fetch(name, signal));
-        else if (this.#revisionTokens.take()) await attempt(() => this.#check(name, signal));
-        else break;
-        // Due again one interval after it was due (not after now), so the interval holds on average.
-        t.dueMs = Math.max(t.dueMs + budget.inUseEveryMs, now + budget.inUseEveryMs / 2);
+      // Services never fetched (new, or left by a throttled start-up), a few a poll, and at once after a list.
+      if (pollDue || listDue) {
+        const unfetched = [...this.#tracked].filter(([, t]) => !t.fetched).map(([name]) => name).sort((x, y) => Number(this.#inUse.has(y)) - Number(this.#inUse.has(x)));
+        for (const name of unfetched.slice(0, perPoll)) await attempt(() => this.#fetch(name, signal));
       }
 
-      // The others, round robin, with the tokens above one kept for the services in use.
-      if (coldDue) {
-        const names = [...this.#tracked.keys()].filter((n) => !this.#inUse.has(n)).sort();
-        const reserve = this.#inUse.size > 0 ? 1 : 0;
+      // Services in use: the checks that are due, the least recently checked service first.
+      const inUse = this.#inUseTracked();
+      if (inUse.length === 0) this.#nextInUseMs = now;
+      else {
+        const spacing = this.#inUseSpacingMs(inUse.length);
+        // After a stall (Envoy slow to take an update, a backoff), every service in use that is overdue is checked
+        // now, once: the schedule lags by at most one round.
+        this.#nextInUseMs = Math.max(this.#nextInUseMs, now - spacing * inUse.length + spacing);
+        while (this.#nextInUseMs <= now) {
+          const [name, t] = inUse.reduce((a, b) => (b[1].lastCheckMs < a[1].lastCheckMs ? b : a));
+          // The instances directly while that bucket has a token, unless fetches wait for one and a revision check
+          // can be had without debt.
+          const queued = this.#fetchQueue.size > 0 && this.#revisionTokens.tokens >= 1;
+          if (!queued && this.#instanceTokens.take()) await attempt(() => this.#fetch(name, signal));
+          else if (this.#revisionTokens.takeInUse()) await attempt(() => this.#check(name, signal));
+          else break; // both at their floor: the next wake is when a token is back
+          t.lastCheckMs = now;
+          this.#nextInUseMs += spacing;
+        }
+      }
+
+      // Fetches that wait for a token: services in use first (down to the floor), then the others.
+      const queued = [...this.#fetchQueue].sort((x, y) => Number(this.#inUse.has(y)) - Number(this.#inUse.has(x)));
+      for (const name of queued) {
+        if (!this.#tracked.has(name)) {
+          this.#fetchQueue.delete(name);
+          continue;
+        }
+        if (!this.#takeFetchToken(name)) break;
+        await attempt(() => this.#fetch(name, signal));
+      }
+
+      // The others, round robin, with the tokens left.
+      if (pollDue) {
+        const names = [...this.#tracked.keys()].filter((n) => !this.#inUse.has(n) && !this.#fetchQueue.has(n)).sort();
         const refetch = this.#poll % (this.#opts.refetchEveryPolls ?? 30) === 0;
         let checked = 0;
-        while (checked < Math.min(perPoll, names.length) && this.#revisionTokens.tokens >= 1 + reserve) {
+        while (checked < Math.min(perPoll, names.length) && this.#revisionTokens.tokens >= 1) {
           const name = names[(this.#cursor + checked) % names.length] as string;
           checked += 1;
-          if (refetch && this.#instanceTokens.tokens >= 1 + reserve) {
-            this.#instanceTokens.take();
-            await attempt(() => this.#fetch(name, signal));
-          } else {
+          if (refetch && this.#instanceTokens.take()) await attempt(() => this.#fetch(name, signal));
+          else {
             this.#revisionTokens.take();
             await attempt(() => this.#check(name, signal));
           }
@@ -429,22 +523,22 @@ export class Discovery {
     return changed;
   }
 
-  /** When the loop wakes next: at the next poll, or earlier when a service in use is due; jittered ±20 %. */
+  /**
+   * When the loop wakes next (ms from now): at the next poll (jittered when it was set), or earlier when a check of
+   * a service in use is due (exactly then, or when a token is back), or a fetch waits for a token.
+   */
   #nextWakeMs(): number {
-    const poll = this.#opts.pollIntervalMs;
     const now = this.#now();
-    let next = poll;
-    for (const name of this.#inUse) {
-      const t = this.#tracked.get(name);
-      if (t !== undefined && t.fetched) next = Math.min(next, Math.max(0, t.dueMs - now));
+    let next = this.#nextPollMs - now;
+    if (this.#inUseTracked().length > 0) {
+      const tokenMs = Math.min(this.#instanceTokens.msUntil(false), this.#revisionTokens.msUntil(true));
+      next = Math.min(next, Math.max(this.#nextInUseMs - now, tokenMs));
     }
-    if (next < poll) {
-      // Due, but no token yet: wake when the first one is there.
-      const { revisionPerS, instancesPerS } = this.budget();
-      const untilToken = (tokens: number, rate: number) => (tokens >= 1 ? 0 : rate <= 0 ? Infinity : ((1 - tokens) / rate) * 1000);
-      next = Math.min(poll, Math.max(next, Math.min(untilToken(this.#revisionTokens.tokens, revisionPerS), untilToken(this.#instanceTokens.tokens, instancesPerS))));
+    if (this.#fetchQueue.size > 0) {
+      const first = [...this.#fetchQueue].some((n) => this.#inUse.has(n));
+      next = Math.min(next, this.#instanceTokens.msUntil(first, this.#inUse.size));
     }
-    return Math.max(100, next * (0.8 + 0.4 * this.#random()));
+    return Math.max(5, next);
   }
 
   async #lookForNamespace(signal?: AbortSignal): Promise<boolean> {
@@ -456,9 +550,55 @@ export class Discovery {
     return this.#list(signal);
   }
 
+  /**
+   * The loop. onChange and afterPoll run beside the checks, not in their way: both talk to Envoy (a file update
+   * and its verdict, the traffic counters), which takes a second or more on a busy host, and awaiting them held up
+   * the next checks of the services in use by as much. One onChange at a time: changes seen while one is in flight
+   * go in one more, with the latest snapshot, once it is done. One afterPoll at a time: a wake while one is in
+   * flight does without.
+   */
   async run(signal: AbortSignal): Promise<void> {
+    const report = (what: string) => (err: unknown) => this.#opts.logger.error(what, { err });
+    let applying: Promise<void> | null = null;
+    let again = false;
+    const applyChanges = () => {
+      if (applying !== null) {
+        again = true;
+        return;
+      }
+      applying = (async () => {
+        do {
+          again = false;
+          await this.#opts.onChange(this.snapshot());
+        } while (again && !signal.aborted);
+      })()
+        .catch(report('applying Cloud Map changes failed'))
+        .finally(() => {
+          applying = null;
+        });
+    };
+    let afterPolling: Promise<void> | null = null;
+    const afterPoll = () => {
+      if (afterPolling !== null || this.#opts.afterPoll === undefined) return;
+      afterPolling = this.#opts
+        .afterPoll(this.snapshot())
+        .catch(report('the work after a Cloud Map poll failed'))
+        .finally(() => {
+          afterPolling = null;
+        });
+    };
+    try {
+      await this.#loop(signal, applyChanges, afterPoll);
+    } finally {
+      await applying;
+      await afterPolling;
+    }
+  }
+
+  async #loop(signal: AbortSignal, applyChanges: () => void, afterPoll: () => void): Promise<void> {
     // The first wait is uniform over a poll interval: agents started together spread out.
     let waitMs = this.#opts.pollIntervalMs * this.#random();
+    this.#nextPollMs = this.#now() + waitMs;
     let backoffMs = this.#opts.pollIntervalMs;
     while (!signal.aborted) {
       try {
@@ -480,8 +620,8 @@ export class Discovery {
         const throttled = isThrottling(err);
         if (throttled) {
           // The account is over its quota: spend nothing for a while.
-          this.#revisionTokens.tokens = Math.min(this.#revisionTokens.tokens, 0);
-          this.#instanceTokens.tokens = Math.min(this.#instanceTokens.tokens, 0);
+          this.#revisionTokens.drain();
+          this.#instanceTokens.drain();
         }
         backoffMs = Math.min(backoffMs * 2, this.#opts.maxBackoffMs ?? 30_000);
         // Jittered ("equal jitter"): half the backoff fixed, half random, so throttled agents do not retry in step.
@@ -492,8 +632,8 @@ export class Discovery {
         }
       }
       if (signal.aborted) return;
-      if (changed) await this.#opts.onChange(this.snapshot());
-      await this.#opts.afterPoll?.(this.snapshot());
+      if (changed) applyChanges();
+      afterPoll();
     }
   }
 }

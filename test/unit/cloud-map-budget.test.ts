@@ -58,14 +58,18 @@ test('the fleet budget: a fleet of 1,000 tasks at the default 40 % stays under 4
 test('a start-up discovery that Cloud Map throttles goes on with what it has instead of failing, and the polls fetch the rest', async () => {
   const { cm, state } = fakeCloudMap(20, 2);
   state.throttleDiscoverAfter = 5;
-  const d = new Discovery({ cloudMap: cm, namespace: { id: 'ns-1', name: 'demo.local', arn: 'arn' }, pollIntervalMs: 1000, logger, onChange: async () => undefined, startDeadlineMs: 300, random: () => 0.5 });
+  let now = Date.now();
+  const d = new Discovery({ cloudMap: cm, namespace: { id: 'ns-1', name: 'demo.local', arn: 'arn' }, pollIntervalMs: 1000, logger, onChange: async () => undefined, startDeadlineMs: 300, random: () => 0.5, now: () => now });
   const snapshot = await d.initial();
   assert.equal(snapshot.services.size, 20, 'every service is known by name');
   const withEndpoints = [...snapshot.services.values()].filter((s) => s.endpoints.length > 0).length;
   assert.ok(withEndpoints >= 5 && withEndpoints < 20, `${withEndpoints} services fetched before the deadline`);
   assert.ok(logs.some((l) => l.msg.startsWith('Cloud Map throttled the start-up discovery')), 'the throttling is logged');
   state.throttleDiscoverAfter = Infinity;
-  for (let i = 0; i < 4; i++) await d.pollOnce();
+  for (let i = 0; i < 4; i++) {
+    now += 1000; // a poll interval: 5 a poll
+    await d.pollOnce();
+  }
   assert.equal([...d.snapshot().services.values()].filter((s) => s.endpoints.length > 0).length, 20, 'the polls fetched the services the start-up left');
 });
 
