@@ -22,7 +22,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/index.ts';
 import { cloudMapXdsFiles } from '../bootstrap/index.ts';
-import { renderResources, type SelfTask } from '../bootstrap/render-resources.ts';
+import { renderResources, resourceFileDigest, resourceFileText, type SelfTask } from '../bootstrap/render-resources.ts';
 import { AgentError } from '../errors.ts';
 import type { EnvoyAdminClient } from '../envoy/admin-client.ts';
 import { renderHostsBlock } from '../hosts/hosts-block.ts';
@@ -128,7 +128,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
     throw new AgentError('AGENT_ERR_CONFIG', 'the configuration has 1 problem:', { problems: ['AWS_REGION="": must be set in Cloud Map mode: the Cloud Map client needs a region'] });
   }
 
-  const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: config.region }));
+  const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: config.region, env: process.env }));
   const fail = (what: string, err: unknown) =>
     err instanceof AgentError
       ? err
@@ -225,6 +225,7 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   const vips = new VipAllocator(cm.vipCidr);
   const appIp = Object.values(config.ecs.containerIpMapping ?? {})[0] ?? '127.0.0.1';
   const self: SelfTask = { config: sc, taskIp: identity.ipv4 ?? '127.0.0.1', appIp };
+  /** The digest of each xDS file as last written (memory: not its text). */
   const written = new Map<string, string>();
   let filesWritten = 0;
   let envoy: { admin: EnvoyAdminClient; healthChanged: () => void } | null = null;
@@ -253,12 +254,13 @@ export async function createCloudMapMode(config: Config, deps: ModeExtensionDeps
   /** Writes one xDS file when it changed, and returns Envoy's verdict: null (taken, or cannot tell) or why not. */
   const writeXds = async (kind: 'cds' | 'lds', doc: unknown): Promise<string | null> => {
     const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
-    const text = `${JSON.stringify(doc, null, 1)}\n`;
-    if (written.get(path) === text) return null;
+    const text = resourceFileText(doc as Record<string, unknown>);
+    const digest = resourceFileDigest(text);
+    if (written.get(path) === digest) return null;
     const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
     const before = await counters(prefix);
     await writeFileAtomic(path, text);
-    written.set(path, text);
+    written.set(path, digest);
     filesWritten += 1;
     if (before === null) return null;
     const deadline = Date.now() + VERDICT_WAIT_MS;
