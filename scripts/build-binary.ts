@@ -4,12 +4,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { AGENT_V8_FLAGS } from './v8-flags.ts';
 
 execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
 // Hardening (docs/operations.md): `--disable-sigusr1` keeps Node's inspector closed whatever signal the agent is
 // sent (Node then keeps SIGUSR1 blocked: it is ignored); execArgvExtension "none" ignores NODE_OPTIONS, so the
 // environment cannot open an inspector (--inspect) or load code (--require) into the agent either.
-const hardening = { execArgv: ['--disable-sigusr1'], execArgvExtension: 'none' };
+// Memory: the V8 settings of scripts/v8-flags.ts.
+const hardening = { execArgv: ['--disable-sigusr1', ...AGENT_V8_FLAGS], execArgvExtension: 'none' };
 writeFileSync(
   'dist/sea-config.json',
   JSON.stringify({
