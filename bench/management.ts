@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AGENT_V8_FLAGS } from '../scripts/v8-flags.ts';
 import { largeEnvoyBootstrap } from './large-envoy.ts';
 import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort, startApp } from '../test/helpers/apps.ts';
@@ -47,7 +48,8 @@ children.push(bare);
 
 const agentPort = await freePort();
 const startedAt = Date.now();
-const agent = spawn(process.execPath, [`${repoRoot}/dist/agent.js`], {
+// With the V8 settings the single executable has (scripts/v8-flags.ts), so the figures are those of what ships.
+const agent = spawn(process.execPath, [...(process.env['BENCH_NO_V8_FLAGS'] ? [] : AGENT_V8_FLAGS), `${repoRoot}/dist/agent.js`], {
   env: {
     PATH: process.env['PATH'] ?? '',
     ENVOY_BINARY: envoy,

@@ -5,7 +5,8 @@
  * Asserts nothing.
  *   npm run bench:memory                      (builds dist/agent first)
  *   BENCH_SCENARIOS=idle,clusters node bench/memory.ts    (a subset: idle, clusters, cloudmap, wrk)
- *   BENCH_NODE_OPTIONS='--max-semi-space-size=1' node bench/memory.ts   (V8 flags to try, as NODE_OPTIONS)
+ *   BENCH_BINARY=/tmp/before/dist/agent node bench/memory.ts   (another executable, such as the one before a change)
+ * The executable ignores NODE_OPTIONS (scripts/build-binary.ts): V8 settings to try go into scripts/v8-flags.ts.
  *
  * RSS alone misleads: the agent's file-backed pages (the 120 MiB executable) count in RSS as far as they are in
  * the page cache, so the same binary shows different RSS from run to run. RssAnon is the process's own memory; PSS
@@ -23,11 +24,10 @@ import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort, startApp } from '../test/helpers/apps.ts';
 import { httpRequest } from '../test/helpers/http.ts';
 
-const binary = `${repoRoot}/dist/agent`;
+const binary = process.env['BENCH_BINARY'] ?? `${repoRoot}/dist/agent`;
 const envoy = findEnvoy();
 if (envoy === null) throw new Error('Envoy not found: run npm run setup');
 const only = new Set((process.env['BENCH_SCENARIOS'] ?? 'idle,clusters,cloudmap,wrk').split(','));
-const nodeOptions = process.env['BENCH_NODE_OPTIONS'];
 /** Which stats each round asks for: both (the default), or one of them to see which one costs what. */
 const which = process.env['BENCH_STATS'] ?? 'both';
 const SETTLE_MS = Number(process.env['BENCH_SETTLE_MS'] ?? 3000);
@@ -93,7 +93,6 @@ function startAgent(name: string, env: Record<string, string>): Agent {
       ENVOY_LOG_LEVEL: 'error',
       APPNET_AGENT_LOG_LEVEL: 'info',
       ENVOY_CONCURRENCY: '1',
-      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
       ...env,
     },
     cwd: home,
@@ -301,7 +300,7 @@ if (only.has('cloudmap')) {
 const width = Math.max(...rows.map((r) => r.name.length));
 process.stdout.write(
   [
-    `memory of ${binary}${nodeOptions ? ` with NODE_OPTIONS=${nodeOptions}` : ''} (MiB)`,
+    `memory of ${binary} (MiB)`,
     `${'scenario'.padEnd(width)}  RssAnon      PSS      RSS`,
     ...rows.map((r) => `${r.name.padEnd(width)}  ${mib(r.mem.rssAnon).padStart(7)}  ${mib(r.mem.pss).padStart(7)}  ${mib(r.mem.rss).padStart(7)}`),
     '',

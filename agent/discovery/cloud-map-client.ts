@@ -1,10 +1,20 @@
 /**
- * The Cloud Map calls the agent makes, over the real AWS SDK v3 client. The SDK is loaded only in Cloud Map mode
- * (it is the largest dependency). Credentials and region come from the default chain; the endpoint from
- * AWS_ENDPOINT_URL_SERVICEDISCOVERY when set (moto, LocalStack), with the SDK's `data-` host prefix disabled so that
- * DiscoverInstances reaches such an endpoint.
+ * The Cloud Map calls the agent makes.
+ *
+ * - The calls discovery makes on every poll (ListNamespaces, GetNamespace, ListServices, GetService,
+ *   DiscoverInstances, DiscoverInstancesRevision, ListInstances) go through a small signed JSON client
+ *   (cloud-map-json-client.ts) when the credentials come from the environment or the ECS container credentials
+ *   endpoint, as they do in an ECS task. Through the AWS SDK, 1,000 services cost the agent tens of megabytes
+ *   (docs/benchmarks.md, "Memory").
+ * - Everything else (registration: CreateService, DeleteService, RegisterInstance, DeregisterInstance), and every
+ *   call when the credentials come from another source, goes through the AWS SDK v3 client, loaded on its first use
+ *   (it is the largest dependency). With the SDK, credentials and region come from its default chain; the endpoint
+ *   from AWS_ENDPOINT_URL_SERVICEDISCOVERY when set (moto, LocalStack), with the SDK's `data-` host prefix disabled
+ *   so that DiscoverInstances reaches such an endpoint.
  */
 import { dependency } from '../system/dependencies.ts';
+import { credentialSource } from './aws-credentials.ts';
+import { createCloudMapJsonClient, type CloudMapJsonClient, type CloudMapOperation } from './cloud-map-json-client.ts';
 import type { CloudMapInstance } from './snapshot.ts';
 
 export interface NamespaceRef {
@@ -54,32 +64,62 @@ export function isThrottling(err: unknown): boolean {
   return ['ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException'].includes(e.name ?? '') || e.$metadata?.httpStatusCode === 429 || e.$metadata?.httpStatusCode === 503;
 }
 
-export async function createCloudMapClient(settings: { region: string }): Promise<CloudMap> {
-  const sdk = dependency('cloud-map-sdk');
-  // Deadlines on every call: a Cloud Map that stops answering must fail the poll, not hang it.
-  const client = new sdk.ServiceDiscoveryClient({ region: settings.region, disableHostPrefix: true, maxAttempts: 2, requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true } });
+/** Calls the JSON client makes; the rest go through the SDK. */
+const JSON_OPERATIONS: ReadonlySet<string> = new Set<CloudMapOperation>(['ListNamespaces', 'GetNamespace', 'ListServices', 'GetService', 'ListInstances', 'DiscoverInstances', 'DiscoverInstancesRevision']);
+
+/** Cloud Map's JSON answers (the SDK returns the same shapes). */
+type Answer = Record<string, any>;
+
+/**
+ * `env` is the environment the credentials and the endpoint come from (the agent's, which the AWS SDK reads too).
+ * Without it, or with `useSdkOnly` (tests and benchmarks compare the two), every call goes through the SDK.
+ */
+export async function createCloudMapClient(settings: { region: string; env?: Readonly<Record<string, string | undefined>>; useSdkOnly?: boolean }): Promise<CloudMap> {
+  const env = settings.env ?? {};
+  const credentials = settings.useSdkOnly || settings.env === undefined ? null : credentialSource(env);
+  // Read once, here: the SDK client, made at its first call, goes to the same endpoint as the JSON client.
+  const endpointUrl = env['AWS_ENDPOINT_URL_SERVICEDISCOVERY'] || env['AWS_ENDPOINT_URL'] || null;
+  const json: CloudMapJsonClient | null = credentials === null ? null : createCloudMapJsonClient({ region: settings.region, endpointUrl, credentials });
+  let sdkClient: { sdk: ReturnType<typeof dependency<'cloud-map-sdk'>>; client: InstanceType<ReturnType<typeof dependency<'cloud-map-sdk'>>['ServiceDiscoveryClient']> } | null = null;
+  const sdkSend = (operation: string, input: Answer, signal?: AbortSignal): Promise<Answer> => {
+    if (sdkClient === null) {
+      const sdk = dependency('cloud-map-sdk');
+      // Deadlines on every call: a Cloud Map that stops answering must fail the poll, not hang it.
+      const client = new sdk.ServiceDiscoveryClient({
+        region: settings.region,
+        ...(endpointUrl !== null ? { endpoint: endpointUrl } : {}),
+        disableHostPrefix: true,
+        maxAttempts: 2,
+        requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
+      });
+      sdkClient = { sdk, client };
+    }
+    const Command = (sdkClient.sdk as unknown as Record<string, new (input: Answer) => never>)[`${operation}Command`];
+    if (Command === undefined) throw new Error(`the AWS SDK has no ${operation}Command`);
+    return sdkClient.client.send(new Command(input), signal ? { abortSignal: signal } : {}) as Promise<Answer>;
+  };
   const calls = new Map<string, number>();
   const namespaceOf = new Map<string, string>();
-  const count = <T>(name: string, call: () => Promise<T>): Promise<T> => {
-    calls.set(name, (calls.get(name) ?? 0) + 1);
-    return call();
+  const send = (operation: string, input: Answer, signal?: AbortSignal): Promise<Answer> => {
+    calls.set(operation, (calls.get(operation) ?? 0) + 1);
+    if (json !== null && JSON_OPERATIONS.has(operation)) return json.call(operation as CloudMapOperation, input, signal);
+    return sdkSend(operation, input, signal);
   };
-  const opts = (signal?: AbortSignal) => (signal ? { abortSignal: signal } : {});
   return {
     calls,
     async findNamespace(nameOrArn, signal) {
       let token: string | undefined;
       do {
-        const page = await count('ListNamespaces', () => client.send(new sdk.ListNamespacesCommand({ NextToken: token }), opts(signal)));
-        const found = page.Namespaces?.find((n) => n.Name === nameOrArn || n.Arn === nameOrArn);
-        if (found?.Id && found.Name && found.Arn) return { id: found.Id, name: found.Name, arn: found.Arn };
-        token = page.NextToken;
+        const page = await send('ListNamespaces', token ? { NextToken: token } : {}, signal);
+        const found = (page['Namespaces'] as Answer[] | undefined)?.find((n) => n['Name'] === nameOrArn || n['Arn'] === nameOrArn);
+        if (found?.['Id'] && found['Name'] && found['Arn']) return { id: String(found['Id']), name: String(found['Name']), arn: String(found['Arn']) };
+        token = page['NextToken'];
       } while (token);
       return null;
     },
     async namespaceExists(namespaceId, signal) {
       try {
-        await count('GetNamespace', () => client.send(new sdk.GetNamespaceCommand({ Id: namespaceId }), opts(signal)));
+        await send('GetNamespace', { Id: namespaceId }, signal);
         return true;
       } catch (err) {
         if (isNotFound(err, 'Namespace')) return false;
@@ -90,11 +130,11 @@ export async function createCloudMapClient(settings: { region: string }): Promis
       const out: Array<{ id: string; name: string; instanceCount?: number }> = [];
       let token: string | undefined;
       do {
-        const page = await count('ListServices', () =>
-          client.send(new sdk.ListServicesCommand({ NextToken: token, MaxResults: 100, Filters: [{ Name: 'NAMESPACE_ID', Values: [namespaceId], Condition: 'EQ' }] }), opts(signal)),
-        );
-        for (const s of page.Services ?? []) if (s.Id && s.Name) out.push({ id: s.Id, name: s.Name, ...(typeof s.InstanceCount === 'number' ? { instanceCount: s.InstanceCount } : {}) });
-        token = page.NextToken;
+        const page = await send('ListServices', { ...(token ? { NextToken: token } : {}), MaxResults: 100, Filters: [{ Name: 'NAMESPACE_ID', Values: [namespaceId], Condition: 'EQ' }] }, signal);
+        for (const s of (page['Services'] as Answer[] | undefined) ?? []) {
+          if (s['Id'] && s['Name']) out.push({ id: String(s['Id']), name: String(s['Name']), ...(typeof s['InstanceCount'] === 'number' ? { instanceCount: s['InstanceCount'] } : {}) });
+        }
+        token = page['NextToken'];
       } while (token);
       // Some emulators ignore the filter. A service seen for the first time is checked once with GetService (its
       // namespace never changes), so the steady state costs nothing extra.
@@ -103,8 +143,8 @@ export async function createCloudMapClient(settings: { region: string }): Promis
         let ns = namespaceOf.get(s.id);
         if (ns === undefined) {
           try {
-            const got = await count('GetService', () => client.send(new sdk.GetServiceCommand({ Id: s.id }), opts(signal)));
-            ns = got.Service?.NamespaceId ?? '';
+            const got = await send('GetService', { Id: s.id }, signal);
+            ns = String(got['Service']?.['NamespaceId'] ?? '');
             namespaceOf.set(s.id, ns);
           } catch (err) {
             // Deleted between the list and this call (another task removing a duplicate it made): not there.
@@ -118,11 +158,9 @@ export async function createCloudMapClient(settings: { region: string }): Promis
     },
     async createService(namespaceId, name, signal) {
       try {
-        const res = await count('CreateService', () =>
-          client.send(new sdk.CreateServiceCommand({ Name: name, NamespaceId: namespaceId, Description: 'ECS Service Connect (ecs-service-connect-agent)' }), opts(signal)),
-        );
-        if (!res.Service?.Id) throw new Error(`CreateService ${name}: no service id in the answer`);
-        return res.Service.Id;
+        const res = await send('CreateService', { Name: name, NamespaceId: namespaceId, Description: 'ECS Service Connect (ecs-service-connect-agent)' }, signal);
+        if (!res['Service']?.['Id']) throw new Error(`CreateService ${name}: no service id in the answer`);
+        return String(res['Service']['Id']);
       } catch (err) {
         const existing = (err as { name?: string; ServiceId?: string }).ServiceId;
         if ((err as { name?: string }).name === 'ServiceAlreadyExists' && existing) return existing;
@@ -130,34 +168,40 @@ export async function createCloudMapClient(settings: { region: string }): Promis
       }
     },
     async deleteService(serviceId, signal) {
-      await count('DeleteService', () => client.send(new sdk.DeleteServiceCommand({ Id: serviceId }), opts(signal)));
+      await send('DeleteService', { Id: serviceId }, signal);
     },
     async registerInstance(serviceId, instanceId, attributes, signal) {
-      await count('RegisterInstance', () => client.send(new sdk.RegisterInstanceCommand({ ServiceId: serviceId, InstanceId: instanceId, Attributes: attributes }), opts(signal)));
+      await send('RegisterInstance', { ServiceId: serviceId, InstanceId: instanceId, Attributes: attributes }, signal);
     },
     async deregisterInstance(serviceId, instanceId, signal) {
-      await count('DeregisterInstance', () => client.send(new sdk.DeregisterInstanceCommand({ ServiceId: serviceId, InstanceId: instanceId }), opts(signal)));
+      await send('DeregisterInstance', { ServiceId: serviceId, InstanceId: instanceId }, signal);
     },
     async discoverRevision(namespaceName, serviceName, signal) {
-      const res = await count('DiscoverInstancesRevision', () => client.send(new sdk.DiscoverInstancesRevisionCommand({ NamespaceName: namespaceName, ServiceName: serviceName }), opts(signal)));
-      return Number(res.InstancesRevision ?? 0);
+      const res = await send('DiscoverInstancesRevision', { NamespaceName: namespaceName, ServiceName: serviceName }, signal);
+      return Number(res['InstancesRevision'] ?? 0);
     },
     async discoverInstances(namespaceName, serviceName, serviceId, signal) {
-      const res = await count('DiscoverInstances', () =>
-        client.send(new sdk.DiscoverInstancesCommand({ NamespaceName: namespaceName, ServiceName: serviceName, HealthStatus: 'HEALTHY_OR_ELSE_ALL', MaxResults: DISCOVER_MAX_RESULTS }), opts(signal)),
-      );
-      const revision = res.InstancesRevision === undefined ? null : Number(res.InstancesRevision);
-      const pick = (i: { InstanceId?: string | undefined; Attributes?: Record<string, string> | undefined }): CloudMapInstance => ({ ...(i.InstanceId ? { InstanceId: i.InstanceId } : {}), ...(i.Attributes ? { Attributes: i.Attributes } : {}) });
-      if ((res.Instances ?? []).length < DISCOVER_MAX_RESULTS) return { instances: (res.Instances ?? []).map(pick), revision };
+      const res = await send('DiscoverInstances', { NamespaceName: namespaceName, ServiceName: serviceName, HealthStatus: 'HEALTHY_OR_ELSE_ALL', MaxResults: DISCOVER_MAX_RESULTS }, signal);
+      const revision = res['InstancesRevision'] === undefined ? null : Number(res['InstancesRevision']);
+      // Only the id and the attributes are kept: not the rest of the answer (namespace and service names, health).
+      const pick = (id: unknown, attributes: unknown): CloudMapInstance => ({
+        ...(typeof id === 'string' ? { InstanceId: id } : {}),
+        ...(attributes !== null && typeof attributes === 'object' ? { Attributes: attributes as Record<string, string> } : {}),
+      });
+      const found = (res['Instances'] as Answer[] | undefined) ?? [];
+      if (found.length < DISCOVER_MAX_RESULTS) return { instances: found.map((i) => pick(i['InstanceId'], i['Attributes'])), revision };
       const instances: CloudMapInstance[] = [];
       let token: string | undefined;
       do {
-        const page = await count('ListInstances', () => client.send(new sdk.ListInstancesCommand({ ServiceId: serviceId, MaxResults: 100, NextToken: token }), opts(signal)));
-        for (const i of page.Instances ?? []) instances.push(pick({ InstanceId: i.Id, Attributes: i.Attributes }));
-        token = page.NextToken;
+        const page = await send('ListInstances', { ServiceId: serviceId, MaxResults: 100, ...(token ? { NextToken: token } : {}) }, signal);
+        for (const i of (page['Instances'] as Answer[] | undefined) ?? []) instances.push(pick(i['Id'], i['Attributes']));
+        token = page['NextToken'];
       } while (token);
       return { instances, revision };
     },
-    close: () => client.destroy(),
+    close: () => {
+      json?.close();
+      sdkClient?.client.destroy();
+    },
   };
 }

@@ -133,6 +133,50 @@ export class EnvoyAdminClient {
     }
   }
 
+  /**
+   * A GET whose body is handed to `consume` as text, chunk by chunk as it comes off the socket, so that no answer is
+   * held whole (a chunk may end inside a line or a character: the decoder keeps a split character whole). Resolves
+   * with the status; a status other than 200 discards the body. Transport errors and the deadline (which covers the
+   * whole transfer) reject with EnvoyAdminError; an error thrown by `consume` rejects as it is.
+   */
+  async consume(path: string, opts: { timeoutMs: number; signal?: AbortSignal }, consume: (text: string) => void): Promise<number> {
+    const signal = deadlineSignal(opts.timeoutMs, opts.signal);
+    const started = performance.now();
+    const observed = path.split('?')[0] ?? path;
+    let consumerError: { error: unknown } | null = null;
+    try {
+      const res = await openRequest(this.#target(), this.#request('GET', path), signal);
+      if (res.statusCode !== 200) {
+        res.resume();
+        this.#observe?.(observed, (performance.now() - started) / 1000, 'ok');
+        return res.statusCode ?? 0;
+      }
+      res.setEncoding('utf8');
+      let since = 0;
+      for await (const chunk of res) {
+        try {
+          consume(chunk as string);
+        } catch (error) {
+          consumerError = { error };
+          res.destroy();
+          break;
+        }
+        since += (chunk as string).length;
+        if (since >= SCAVENGE_EVERY_BYTES) {
+          since = 0;
+          collectYoungGeneration();
+        }
+      }
+      if (consumerError !== null) throw consumerError.error;
+      this.#observe?.(observed, (performance.now() - started) / 1000, 'ok');
+      return 200;
+    } catch (err) {
+      this.#observe?.(observed, (performance.now() - started) / 1000, 'error');
+      if (consumerError !== null) throw err;
+      throw this.#failure('GET', path, opts.timeoutMs, signal, opts.signal, err);
+    }
+  }
+
   /** Retries connection errors, 5xx (but 501) and 429: 4 attempts, waits of 100, 200, 400 ms. */
   async requestWithRetries(method: 'GET' | 'POST', path: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<AdminResponse> {
     let lastError: unknown;

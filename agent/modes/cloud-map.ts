@@ -21,7 +21,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configurationError, DNS_NAME, identityProblems, type Config, type ServiceConnectService } from '../config/index.ts';
-import { cloudMapXdsFiles, renderResources, type SelfTask } from '../bootstrap/index.ts';
+import { cloudMapXdsFiles, renderResources, resourceFileDigest, resourceFileText, type SelfTask } from '../bootstrap/index.ts';
 import {
   ATTRIBUTES,
   callTarget,
@@ -126,7 +126,7 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   const missing = identityProblems(serviceConnect, identity);
   if (missing.length > 0) throw configurationError(missing);
 
-  const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: settings.region }));
+  const cloudMap = deps.cloudMap ?? (await createCloudMapClient({ region: settings.region, env: deps.env }));
   const fail = (what: string, err: unknown) =>
     err instanceof AgentError
       ? err
@@ -223,6 +223,7 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   const vips = new VipAllocator(settings.vipCidr);
   const appIp = Object.values(config.ecs.containerIpMapping ?? {})[0] ?? '127.0.0.1';
   const self: SelfTask = { config: serviceConnect, taskIp: identity.ipv4 ?? '127.0.0.1', appIp };
+  /** The digest of each xDS file as last written (memory: not its text). */
   const written = new Map<string, string>();
   let filesWritten = 0;
   let envoy: EnvoyAccess | null = null;
@@ -251,12 +252,13 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   /** Writes one xDS file when it changed, and returns Envoy's verdict: null (taken, or cannot tell) or why not. */
   const writeXds = async (kind: 'cds' | 'lds', doc: unknown): Promise<string | null> => {
     const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
-    const text = `${JSON.stringify(doc, null, 1)}\n`;
-    if (written.get(path) === text) return null;
+    const text = resourceFileText(doc as Record<string, unknown>);
+    const digest = resourceFileDigest(text);
+    if (written.get(path) === digest) return null;
     const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
     const before = await counters(prefix);
     await writeFileAtomic(path, text);
-    written.set(path, text);
+    written.set(path, digest);
     filesWritten += 1;
     if (before === null) return null;
     const deadline = Date.now() + VERDICT_WAIT_MS;

@@ -3,7 +3,7 @@ export type { AgentMetrics } from './agent-metrics.ts';
 export { computeDelta } from './delta.ts';
 export type { Snapshot } from './delta.ts';
 export { fetchMetricsExtension } from './metrics-extension.ts';
-export { PrometheusParseError, escapeLabelValue, parseLabels, parsePrometheus, formatValue, renderPrometheus } from './prometheus-text.ts';
+export { PrometheusParseError, PrometheusParser, escapeLabelValue, parseLabels, parsePrometheus, formatValue, renderPrometheus } from './prometheus-text.ts';
 export type { ScalarType, HistogramSample, Family, ParseOptions } from './prometheus-text.ts';
 export { APPMESH_FAMILY_PREFIX, NAMING, SERVICE_CONNECT_METRICS, METRICS_EXTENSION_STATS_FILTER, deriveServiceConnectMetrics, renderMetricsDoc } from './service-connect-metrics.ts';
 export type { MetricLabels } from './service-connect-metrics.ts';

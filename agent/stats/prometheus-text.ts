@@ -96,160 +96,212 @@ function readValue(text: string, from: number, to: number, lineNo: number): numb
   return num;
 }
 
-export function parsePrometheus(text: string, opts: ParseOptions = {}): Map<string, Family> {
-  const prefix = opts.prefix ?? '';
-  const families = new Map<string, Family>();
-  let current: Family | null = null;
-  let currentRawName = '';
+/**
+ * Envoy's text, parsed as it arrives: write() takes chunks as they come off the socket (a line may be split across
+ * two), end() parses what is left and returns the families. The whole answer is never held as one string: only the
+ * chunk being read and the samples kept. Lines are numbered across chunks for errors.
+ */
+export class PrometheusParser {
+  readonly #prefix: string;
+  readonly #strip: boolean;
+  readonly #families = new Map<string, Family>();
+  #current: Family | null = null;
+  #currentRawName = '';
   /** The bounds of the last finished series of the current histogram family, shared when the next one matches. */
-  let sharedLes: string[] | null = null;
-  let lastKey: string | null = null;
-  let lastHistogram: { les: string[]; counts: number[]; sum: number; count: number } | undefined;
-  let lineNo = 0;
-  let pos = 0;
-  const len = text.length;
-  // Works on offsets into `text` rather than slicing each line: at a few hundred thousand lines, the slices and
-  // their garbage were most of the cost.
-  while (pos < len) {
-    let end = text.indexOf('\n', pos);
-    if (end < 0) end = len;
-    lineNo++;
-    const lineStart = pos;
-    pos = end + 1;
-    if (end === lineStart) continue;
-    if (text.charCodeAt(lineStart) === 35) {
-      // '#'
-      if (text.startsWith('# TYPE ', lineStart)) {
-        const rest = text.slice(lineStart + 7, end);
-        const sp = rest.indexOf(' ');
-        const rawName = sp < 0 ? rest : rest.slice(0, sp);
-        const type = (sp < 0 ? 'untyped' : rest.slice(sp + 1).trim().toLowerCase()) as Family['type'] | 'summary';
-        lastKey = null;
-        sharedLes = null;
-        currentRawName = rawName;
-        if (!rawName.startsWith(prefix) || type === 'summary') {
-          current = null;
-          continue;
-        }
-        if (type !== 'counter' && type !== 'gauge' && type !== 'untyped' && type !== 'histogram') throw new PrometheusParseError(lineNo, `unknown type ${type}`);
-        const name = opts.stripPrefix ? rawName.slice(prefix.length) : rawName;
-        current = type === 'histogram' ? { name, type, samples: new Map<string, HistogramSample>() } : { name, type, samples: new Map<string, number>() };
-        families.set(name, current);
-      }
-      continue;
+  #sharedLes: string[] | null = null;
+  #lastKey: string | null = null;
+  #lastHistogram: { les: string[]; counts: number[]; sum: number; count: number } | undefined;
+  #lineNo = 0;
+  /** The start of a line whose end has not arrived yet. */
+  #carry = '';
+
+  constructor(opts: ParseOptions = {}) {
+    this.#prefix = opts.prefix ?? '';
+    this.#strip = opts.stripPrefix === true;
+  }
+
+  write(chunk: string): void {
+    const text = this.#carry === '' ? chunk : this.#carry + chunk;
+    const last = text.lastIndexOf('\n');
+    if (last < 0) {
+      this.#carry = text;
+      return;
     }
-    if (!matchesAt(text, prefix, lineStart)) continue;
-    let brace = text.indexOf('{', lineStart);
-    if (brace >= end) brace = -1;
-    let space = text.indexOf(' ', lineStart);
-    if (space >= end) space = -1;
-    const nameEnd = brace >= 0 && (space < 0 || brace < space) ? brace : space;
-    if (nameEnd < 0) throw new PrometheusParseError(lineNo, 'sample without a value');
-    let valueStart = nameEnd;
-    let close = -1;
-    if (nameEnd === brace) {
-      // The value after the labels never contains '}', so the last one closes the labels, whatever the values hold.
-      close = text.lastIndexOf('}', end - 1);
-      if (close < brace) throw new PrometheusParseError(lineNo, 'unterminated labels');
-      valueStart = close + 1;
-    }
-    const value = readValue(text, valueStart, end, lineNo);
-    const nameLen = nameEnd - lineStart;
-    const isHistogramLine = current !== null && current.type === 'histogram' && nameLen > currentRawName.length && matchesAt(text, currentRawName, lineStart);
-    if (isHistogramLine && close > brace && nameLen === currentRawName.length + 7) {
-      // A bucket line: compare in place with the series and bounds seen last, slicing only when they differ.
-      const at = text.lastIndexOf('le="', close);
-      if (at > brace && (at === brace + 1 || text.charCodeAt(at - 1) === 44) && text.charCodeAt(close - 1) === 34 && text.indexOf('"', at + 4) === close - 1) {
-        const keyLen = at === brace + 1 ? 0 : at - 1 - (brace + 1);
-        let h: typeof lastHistogram;
-        if (lastKey !== null && lastKey.length === keyLen && matchesAt(text, lastKey, brace + 1)) h = lastHistogram;
-        else {
-          const key = text.slice(brace + 1, brace + 1 + keyLen);
-          h = (current as Extract<Family, { type: 'histogram' }>).samples.get(key) as typeof lastHistogram;
-          if (h === undefined) {
-            h = { les: sharedLes ?? [], counts: [], sum: 0, count: 0 };
-            (current as Extract<Family, { type: 'histogram' }>).samples.set(key, h);
+    this.#parse(text, last + 1);
+    this.#carry = text.slice(last + 1);
+  }
+
+  end(): Map<string, Family> {
+    if (this.#carry !== '') this.#parse(this.#carry, this.#carry.length);
+    this.#carry = '';
+    return this.#families;
+  }
+
+  /** Parses the lines of text[0, len); a line without its newline ends at len. */
+  #parse(text: string, len: number): void {
+    const prefix = this.#prefix;
+    const families = this.#families;
+    const opts = { stripPrefix: this.#strip };
+    // The state lives in locals while a chunk is parsed (the loop is the hot path), and is stored back after.
+    let current = this.#current;
+    let currentRawName = this.#currentRawName;
+    let sharedLes = this.#sharedLes;
+    let lastKey = this.#lastKey;
+    let lastHistogram = this.#lastHistogram;
+    let lineNo = this.#lineNo;
+    let pos = 0;
+    while (pos < len) {
+      let end = text.indexOf('\n', pos);
+      if (end < 0 || end > len) end = len;
+      lineNo++;
+      const lineStart = pos;
+      pos = end + 1;
+      if (end === lineStart) continue;
+      if (text.charCodeAt(lineStart) === 35) {
+        // '#'
+        if (text.startsWith('# TYPE ', lineStart)) {
+          const rest = text.slice(lineStart + 7, end);
+          const sp = rest.indexOf(' ');
+          const rawName = sp < 0 ? rest : rest.slice(0, sp);
+          const type = (sp < 0 ? 'untyped' : rest.slice(sp + 1).trim().toLowerCase()) as Family['type'] | 'summary';
+          lastKey = null;
+          sharedLes = null;
+          currentRawName = rawName;
+          if (!rawName.startsWith(prefix) || type === 'summary') {
+            current = null;
+            continue;
           }
-          lastKey = key;
+          if (type !== 'counter' && type !== 'gauge' && type !== 'untyped' && type !== 'histogram') throw new PrometheusParseError(lineNo, `unknown type ${type}`);
+          const name = opts.stripPrefix ? rawName.slice(prefix.length) : rawName;
+          current = type === 'histogram' ? { name, type, samples: new Map<string, HistogramSample>() } : { name, type, samples: new Map<string, number>() };
+          families.set(name, current);
         }
-        lastHistogram = h as NonNullable<typeof lastHistogram>;
-        const series = lastHistogram;
-        const i = series.counts.length;
-        const leLen = close - 1 - (at + 4);
-        if (series.les === sharedLes) {
-          const expected = sharedLes[i];
-          if (expected === undefined || expected.length !== leLen || !matchesAt(text, expected, at + 4)) {
-            series.les = sharedLes.slice(0, i);
-            series.les.push(text.slice(at + 4, close - 1));
-          }
-        } else series.les.push(text.slice(at + 4, close - 1));
-        series.counts.push(value);
         continue;
       }
-    }
-    const labels = close > brace ? text.slice(brace + 1, close) : '';
-    const inFamily = current !== null && nameLen >= currentRawName.length && matchesAt(text, currentRawName, lineStart);
-    if (!inFamily || current === null) {
-      // A sample with no TYPE line: an untyped family of its own.
-      const sampleName = text.slice(lineStart, nameEnd);
-      const name = opts.stripPrefix ? sampleName.slice(prefix.length) : sampleName;
-      let fam = families.get(name);
-      if (fam === undefined) {
-        fam = { name, type: 'untyped', samples: new Map<string, number>() };
-        families.set(name, fam);
+      if (!matchesAt(text, prefix, lineStart)) continue;
+      let brace = text.indexOf('{', lineStart);
+      if (brace >= end) brace = -1;
+      let space = text.indexOf(' ', lineStart);
+      if (space >= end) space = -1;
+      const nameEnd = brace >= 0 && (space < 0 || brace < space) ? brace : space;
+      if (nameEnd < 0) throw new PrometheusParseError(lineNo, 'sample without a value');
+      let valueStart = nameEnd;
+      let close = -1;
+      if (nameEnd === brace) {
+        // The value after the labels never contains '}', so the last one closes the labels, whatever the values hold.
+        close = text.lastIndexOf('}', end - 1);
+        if (close < brace) throw new PrometheusParseError(lineNo, 'unterminated labels');
+        valueStart = close + 1;
       }
-      if (fam.type !== 'histogram') fam.samples.set(labels, value);
-      continue;
-    }
-    if (current.type !== 'histogram') {
-      if (nameLen !== currentRawName.length) throw new PrometheusParseError(lineNo, `sample ${text.slice(lineStart, nameEnd)} inside family ${currentRawName}`);
-      current.samples.set(labels, value);
-      continue;
-    }
-    const suffix = text.slice(lineStart + currentRawName.length, nameEnd);
-    let key = labels;
-    let le: string | null = null;
-    if (suffix === '_bucket') {
-      // Fast path: Envoy (like most exporters) prints le last: `a="x",le="0.5"`.
-      const at = labels.lastIndexOf('le="');
-      if (at >= 0 && (at === 0 || labels.charCodeAt(at - 1) === 44) && labels.charCodeAt(labels.length - 1) === 34 && labels.indexOf('"', at + 4) === labels.length - 1) {
-        le = labels.slice(at + 4, labels.length - 1);
-        key = at === 0 ? '' : labels.slice(0, at - 1);
-      } else {
-        const pairs = parseLabels(labels, lineNo);
-        const idx = pairs.findIndex(([k]) => k === 'le');
-        if (idx < 0) throw new PrometheusParseError(lineNo, 'histogram bucket without le');
-        le = pairs[idx]?.[1] ?? '';
-        pairs.splice(idx, 1);
-        key = pairs.map(([k, v]) => `${k}="${v}"`).join(',');
-      }
-    }
-    // Consecutive lines of one series (its buckets, sum, count) reuse the last lookup.
-    let h = key === lastKey ? lastHistogram : (current.samples.get(key) as typeof lastHistogram);
-    if (h === undefined) {
-      // Series of a family nearly always have the same bounds: share the first complete series' list.
-      h = { les: sharedLes ?? [], counts: [], sum: 0, count: 0 };
-      current.samples.set(key, h);
-    }
-    lastKey = key;
-    lastHistogram = h;
-    if (suffix === '_bucket' && le !== null) {
-      const i = h.counts.length;
-      if (h.les === sharedLes) {
-        // Only a series' own list is ever appended to; the shared one is copied when a series departs from it.
-        if (sharedLes[i] !== le) {
-          h.les = sharedLes.slice(0, i);
-          h.les.push(le);
+      const value = readValue(text, valueStart, end, lineNo);
+      const nameLen = nameEnd - lineStart;
+      const isHistogramLine = current !== null && current.type === 'histogram' && nameLen > currentRawName.length && matchesAt(text, currentRawName, lineStart);
+      if (isHistogramLine && close > brace && nameLen === currentRawName.length + 7) {
+        // A bucket line: compare in place with the series and bounds seen last, slicing only when they differ.
+        const at = text.lastIndexOf('le="', close);
+        if (at > brace && (at === brace + 1 || text.charCodeAt(at - 1) === 44) && text.charCodeAt(close - 1) === 34 && text.indexOf('"', at + 4) === close - 1) {
+          const keyLen = at === brace + 1 ? 0 : at - 1 - (brace + 1);
+          let h: typeof lastHistogram;
+          if (lastKey !== null && lastKey.length === keyLen && matchesAt(text, lastKey, brace + 1)) h = lastHistogram;
+          else {
+            const key = text.slice(brace + 1, brace + 1 + keyLen);
+            h = (current as Extract<Family, { type: 'histogram' }>).samples.get(key) as typeof lastHistogram;
+            if (h === undefined) {
+              h = { les: sharedLes ?? [], counts: [], sum: 0, count: 0 };
+              (current as Extract<Family, { type: 'histogram' }>).samples.set(key, h);
+            }
+            lastKey = key;
+          }
+          lastHistogram = h as NonNullable<typeof lastHistogram>;
+          const series = lastHistogram;
+          const i = series.counts.length;
+          const leLen = close - 1 - (at + 4);
+          if (series.les === sharedLes) {
+            const expected = sharedLes[i];
+            if (expected === undefined || expected.length !== leLen || !matchesAt(text, expected, at + 4)) {
+              series.les = sharedLes.slice(0, i);
+              series.les.push(text.slice(at + 4, close - 1));
+            }
+          } else series.les.push(text.slice(at + 4, close - 1));
+          series.counts.push(value);
+          continue;
         }
-      } else h.les.push(le);
-      h.counts.push(value);
-    } else if (suffix === '_sum') h.sum = value;
-    else if (suffix === '_count') {
-      h.count = value;
-      if (sharedLes === null && h.les.length > 0) sharedLes = h.les;
-    } else throw new PrometheusParseError(lineNo, `unexpected histogram sample ${text.slice(lineStart, nameEnd)}`);
+      }
+      const labels = close > brace ? text.slice(brace + 1, close) : '';
+      const inFamily = current !== null && nameLen >= currentRawName.length && matchesAt(text, currentRawName, lineStart);
+      if (!inFamily || current === null) {
+        // A sample with no TYPE line: an untyped family of its own.
+        const sampleName = text.slice(lineStart, nameEnd);
+        const name = opts.stripPrefix ? sampleName.slice(prefix.length) : sampleName;
+        let fam = families.get(name);
+        if (fam === undefined) {
+          fam = { name, type: 'untyped', samples: new Map<string, number>() };
+          families.set(name, fam);
+        }
+        if (fam.type !== 'histogram') fam.samples.set(labels, value);
+        continue;
+      }
+      if (current.type !== 'histogram') {
+        if (nameLen !== currentRawName.length) throw new PrometheusParseError(lineNo, `sample ${text.slice(lineStart, nameEnd)} inside family ${currentRawName}`);
+        current.samples.set(labels, value);
+        continue;
+      }
+      const suffix = text.slice(lineStart + currentRawName.length, nameEnd);
+      let key = labels;
+      let le: string | null = null;
+      if (suffix === '_bucket') {
+        // Fast path: Envoy (like most exporters) prints le last: `a="x",le="0.5"`.
+        const at = labels.lastIndexOf('le="');
+        if (at >= 0 && (at === 0 || labels.charCodeAt(at - 1) === 44) && labels.charCodeAt(labels.length - 1) === 34 && labels.indexOf('"', at + 4) === labels.length - 1) {
+          le = labels.slice(at + 4, labels.length - 1);
+          key = at === 0 ? '' : labels.slice(0, at - 1);
+        } else {
+          const pairs = parseLabels(labels, lineNo);
+          const idx = pairs.findIndex(([k]) => k === 'le');
+          if (idx < 0) throw new PrometheusParseError(lineNo, 'histogram bucket without le');
+          le = pairs[idx]?.[1] ?? '';
+          pairs.splice(idx, 1);
+          key = pairs.map(([k, v]) => `${k}="${v}"`).join(',');
+        }
+      }
+      // Consecutive lines of one series (its buckets, sum, count) reuse the last lookup.
+      let h = key === lastKey ? lastHistogram : (current.samples.get(key) as typeof lastHistogram);
+      if (h === undefined) {
+        // Series of a family nearly always have the same bounds: share the first complete series' list.
+        h = { les: sharedLes ?? [], counts: [], sum: 0, count: 0 };
+        current.samples.set(key, h);
+      }
+      lastKey = key;
+      lastHistogram = h;
+      if (suffix === '_bucket' && le !== null) {
+        const i = h.counts.length;
+        if (h.les === sharedLes) {
+          // Only a series' own list is ever appended to; the shared one is copied when a series departs from it.
+          if (sharedLes[i] !== le) {
+            h.les = sharedLes.slice(0, i);
+            h.les.push(le);
+          }
+        } else h.les.push(le);
+        h.counts.push(value);
+      } else if (suffix === '_sum') h.sum = value;
+      else if (suffix === '_count') {
+        h.count = value;
+        if (sharedLes === null && h.les.length > 0) sharedLes = h.les;
+      } else throw new PrometheusParseError(lineNo, `unexpected histogram sample ${text.slice(lineStart, nameEnd)}`);
+    }
+    this.#current = current;
+    this.#currentRawName = currentRawName;
+    this.#sharedLes = sharedLes;
+    this.#lastKey = lastKey;
+    this.#lastHistogram = lastHistogram;
+    this.#lineNo = lineNo;
   }
-  return families;
+}
+
+export function parsePrometheus(text: string, opts: ParseOptions = {}): Map<string, Family> {
+  const parser = new PrometheusParser(opts);
+  parser.write(text);
+  return parser.end();
 }
 
 export function formatValue(v: number): string {

@@ -2,18 +2,20 @@
  * The agent's one HTTP client: plain HTTP over a Unix socket or TCP, on node:http (whose parser is the native one
  * the management server already loads; undici's WebAssembly parser cost 27 MiB: README, "Dependencies"). Every
  * request has a deadline covering the connection, the headers and the whole body: a peer that stops answering
- * halfway cannot hold the caller. Used by Envoy's admin client, the task metadata fetch and `agent healthcheck`.
+ * halfway cannot hold the caller. Used by Envoy's admin client, the task metadata fetch, `agent healthcheck` and
+ * Cloud Map mode's signed calls (over TLS: node:https, loaded only then).
  */
 import { request, type Agent, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 
-export type HttpTarget = { readonly socketPath: string } | { readonly host: string; readonly port: number };
+export type HttpTarget = { readonly socketPath: string } | { readonly host: string; readonly port: number; readonly tls?: boolean };
 
 export interface HttpRequest {
   readonly method?: 'GET' | 'POST';
   readonly path: string;
   readonly headers?: OutgoingHttpHeaders;
-  /** A keep-alive agent; without one, each request has its own connection. */
+  /** A keep-alive agent (an https.Agent for a TLS target); without one, each request has its own connection. */
   readonly agent?: Agent;
+  readonly body?: string;
 }
 
 export interface HttpTextResponse {
@@ -42,9 +44,11 @@ export function httpUrlTarget(url: string): { target: HttpTarget; path: string }
 /** Opens a request; resolves with the response once its headers arrive. Aborting `signal` destroys the body too. */
 export function openRequest(target: HttpTarget, req: HttpRequest, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const r = request({ ...target, method: req.method ?? 'GET', path: req.path, signal, ...(req.agent ? { agent: req.agent } : {}), ...(req.headers ? { headers: req.headers } : {}) }, resolve);
+    const tls = 'tls' in target && target.tls === true;
+    const options = { ...('socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port }), method: req.method ?? 'GET', path: req.path, signal, ...(req.agent ? { agent: req.agent } : {}), ...(req.headers ? { headers: req.headers } : {}) };
+    const r = tls ? process.getBuiltinModule('node:https').request(options, resolve) : request(options, resolve);
     r.on('error', reject);
-    r.end();
+    r.end(req.body);
   });
 }
 

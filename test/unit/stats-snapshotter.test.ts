@@ -13,15 +13,27 @@ import type { Logger } from '../../agent/logger.ts';
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
+/** The admin client's two ways of reading stats (whole, and streamed to a consumer) over one fake answer. */
+function fakeAdmin(fake: { request: () => Promise<{ status: number; contentType: string; body: string }> }): EnvoyAdminClient {
+  return {
+    request: fake.request,
+    consume: async (_path: string, _opts: unknown, consume: (text: string) => void) => {
+      const res = await fake.request();
+      if (res.status === 200) consume(res.body);
+      return res.status;
+    },
+  } as unknown as EnvoyAdminClient;
+}
+
 function fakeEnvoy() {
   const state = { requests: 0, hung: false, calls: [] as number[], now: 0 };
-  const admin = {
+  const admin = fakeAdmin({
     request: async () => {
       state.calls.push(state.now);
       if (state.hung) throw new Error('Envoy admin GET /stats/prometheus: timed out after 1000 ms');
       return { status: 200, contentType: 'text/plain', body: `# TYPE envoy_appmesh_RequestCount counter\nenvoy_appmesh_RequestCount{Direction="ingress"} ${state.requests}\n` };
     },
-  } as unknown as EnvoyAdminClient;
+  });
   return { state, admin };
 }
 
@@ -62,14 +74,14 @@ test('snapshots are due at a fixed rate: one that takes longer than the interval
   let clock = 0;
   const calls: number[] = [];
   const stop = new AbortController();
-  const admin = {
+  const admin = fakeAdmin({
     request: async () => {
       calls.push(clock);
       if (calls.length === 3) clock += 2500; // the snapshot at 2 s takes 2.5 s
       if (calls.length === 6) stop.abort();
       return { status: 200, contentType: 'text/plain', body: '# TYPE envoy_appmesh_RequestCount counter\nenvoy_appmesh_RequestCount{Direction="ingress"} 0\n' };
     },
-  } as unknown as EnvoyAdminClient;
+  });
   const s = new StatsSnapshotter({
     admin,
     intervalMs: 1000,
