@@ -19,7 +19,7 @@ import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { readConfig } from '../agent/config/index.ts';
 import { renderBootstrap } from '../agent/bootstrap/index.ts';
 import { renderResources } from '../agent/bootstrap/render-resources.ts';
-import { validateServiceConnectConfig } from '../agent/discovery/service-connect-config.ts';
+import { validateServiceConnectConfig } from '../agent/config/index.ts';
 import { serviceFromInstances, VipAllocator, type DiscoverySnapshot } from '../agent/discovery/snapshot.ts';
 import { createCloudMapClient } from '../agent/discovery/cloud-map-client.ts';
 import { Discovery } from '../agent/discovery/discovery.ts';

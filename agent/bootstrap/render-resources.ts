@@ -14,8 +14,8 @@
  *   the app's containerPort, with stat prefix `scin_<protocol>_<name>` (the metrics convention).
  * - Access logs, per accessLogConfiguration, to stdout.
  */
-import type { AppProtocol, ScConfig } from '../discovery/service-connect-config.ts';
-import { callTarget, type DiscoverySnapshot } from '../discovery/snapshot.ts';
+import type { AppProtocol, ServiceConnectConfig } from '../config/index.ts';
+import { callTarget, type DiscoverySnapshot } from '../discovery/index.ts';
 import { NAMING } from '../stats/index.ts';
 
 /**
@@ -46,7 +46,7 @@ export interface VipSource {
 }
 
 export interface SelfTask {
-  readonly config: ScConfig;
+  readonly config: ServiceConnectConfig;
   /** The address inbound listeners bind (the task's IPv4). */
   readonly taskIp: string;
   /** Where the app listens: loopback in awsvpc, the container's IP in bridge mode. */
@@ -62,7 +62,7 @@ const DEFAULT_PER_REQUEST_TIMEOUT_S = 15;
 const DEFAULT_HTTP_IDLE_TIMEOUT_S = 300;
 const DEFAULT_TCP_IDLE_TIMEOUT_S = 3600;
 
-function accessLog(config: ScConfig): Record<string, unknown>[] {
+function accessLog(config: ServiceConnectConfig): Record<string, unknown>[] {
   const log = config.accessLog;
   if (log === null) return [];
   const path = log.includeQueryParameters ? '%REQ(:PATH)%' : '%REQ_WITHOUT_QUERY(:PATH)%';

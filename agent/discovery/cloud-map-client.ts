@@ -12,7 +12,7 @@
  *   from AWS_ENDPOINT_URL_SERVICEDISCOVERY when set (moto, LocalStack), with the SDK's `data-` host prefix disabled
  *   so that DiscoverInstances reaches such an endpoint.
  */
-import { dependency } from '../system/dependencies.ts';
+import { dependency } from '../system/index.ts';
 import { credentialSource } from './aws-credentials.ts';
 import { createCloudMapJsonClient, type CloudMapJsonClient, type CloudMapOperation } from './cloud-map-json-client.ts';
 import type { CloudMapInstance } from './snapshot.ts';

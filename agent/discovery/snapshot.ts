@@ -13,13 +13,12 @@
  *
  * Everything read from Cloud Map is untrusted: any principal allowed to register in the namespace reaches every
  * task. Each value is checked by the rule the agent's own configuration follows for the same field (names and DNS
- * names as in service-connect-config.ts, ports, timeouts and addresses with the parsers of config/parsers.ts). An
+ * names as in config/service-connect.ts, ports, timeouts and addresses with the parsers of config/parsers.ts). An
  * instance with one bad value is skipped whole, and the problem is returned (the caller logs it once and counts
  * it); a service whose name breaks the rule is skipped. Nothing one record holds reaches another service.
  */
-import { integer, ipv4Address, oneOf, type Parser } from '../config/parsers.ts';
-import { DNS_NAME, DNS_NAME_RULE, MAX_TIMEOUT, NAME, NAME_RULE, type AppProtocol } from './service-connect-config.ts';
-import type { HostsEntry } from '../hosts/hosts-block.ts';
+import { DNS_NAME, DNS_NAME_RULE, MAX_TIMEOUT, NAME, NAME_RULE, integer, ipv4Address, oneOf, type AppProtocol, type Parser } from '../config/index.ts';
+import type { HostsEntry } from '../hosts/index.ts';
 
 export interface Endpoint {
   readonly instanceId: string;

@@ -10,20 +10,6 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '../..');
 
-/**
- * Imports that bypass a public face today, in files being edited on another branch (issue 13: render-resources.ts,
- * cloud-map-client.ts, snapshot.ts); each can import the same names through agent/discovery/index.ts,
- * agent/system/index.ts, agent/config/index.ts and agent/hosts/index.ts. Every entry must still match an import, so
- * the list only shrinks; any other bypass fails.
- */
-const ALLOWED_BYPASSES_ISSUE_11: ReadonlyArray<readonly [file: string, specifier: string]> = [
-  ['agent/bootstrap/render-resources.ts', '../discovery/service-connect-config.ts'],
-  ['agent/bootstrap/render-resources.ts', '../discovery/snapshot.ts'],
-  ['agent/discovery/cloud-map-client.ts', '../system/dependencies.ts'],
-  ['agent/discovery/snapshot.ts', '../config/parsers.ts'],
-  ['agent/discovery/snapshot.ts', '../hosts/hosts-block.ts'],
-];
-
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(root, dir)).flatMap((name) => {
     const path = `${dir}/${name}`;
@@ -82,11 +68,9 @@ test('every folder of the agent and relay/ has a public face (index.ts)', () => 
   assert.deepEqual(missing, []);
 });
 
-test('no import reaches into another folder past its index.ts, beyond the named allowance of issue 11', () => {
-  const allowed = new Set(ALLOWED_BYPASSES_ISSUE_11.map(([f, s]) => `${f} → ${s}`));
-  const found = bypasses().map(([f, s]) => `${f} → ${s}`);
-  assert.deepEqual(found.filter((b) => !allowed.has(b)), [], 'import these through the folder’s index.ts');
-  assert.deepEqual([...allowed].filter((a) => !found.includes(a)), [], 'an allowance no longer needed: remove it from the list');
+test('no import reaches into another folder past its index.ts', () => {
+  // Pins down the layout rule: a folder's inside is its own; others use what its index.ts exports.
+  assert.deepEqual(bypasses().map(([f, s]) => `${f} → ${s}`), [], 'import these through the folder’s index.ts');
 });
 
 test('the scan sees what it must: a bypass in a specifier is reported', () => {
