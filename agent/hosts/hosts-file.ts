@@ -4,8 +4,9 @@
  * under way and see any mix of old and new bytes of it, so every write is made such that any such mix is still a
  * hosts file with every user line and no wrong entry: at every instant a reader sees all the lines outside the block,
  * and of the block's entries some of the old ones or some of the new ones (never a line cut and joined to another,
- * never the file empty). A reader whose several reads of one large file span several passes could see one block
- * line cut where a read ended; the lines outside the block are whole whatever it does.
+ * never the file empty). A reader whose view spans several passes (several reads of a large file, or one read the
+ * kernel preempts mid-copy while two updates go by) can see one block line cut where its view moves to a later
+ * state; the lines outside the block are whole whatever it does.
  *
  * 1. Writers of the agent's kind take turns: a lock held by listening on an abstract Unix socket named after the
  *    file's device and inode. The kernel frees it when its holder dies, so a crash never leaves a stale lock.
