@@ -82,6 +82,20 @@ test('.dockerignore sends the files the Dockerfile copies and nothing a checkout
   for (const heavy of ['node_modules', '.venv', 'dist', '.git', 'test', 'docs']) assert.ok(!sent(heavy), `${heavy} is not sent`);
 });
 
+test('the image build copies every local file the build scripts import', () => {
+  // Pins down a build that works from a checkout but not in the image: scripts/build-binary.ts imported
+  // scripts/v8-flags.ts, which the Dockerfile did not copy (the container stage failed with ERR_MODULE_NOT_FOUND).
+  const copied = [...dockerfile.matchAll(/^COPY (?!--from)([^\n]+)$/gm)].flatMap((m) => (m[1] ?? '').trim().split(/\s+/).slice(0, -1).map((p) => p.replace(/\/$/, '')));
+  const inImage = (path: string) => copied.some((c) => path === c || path.startsWith(`${c}/`));
+  for (const script of ['scripts/build.ts', 'scripts/build-binary.ts', 'scripts/v8-flags.ts']) {
+    assert.ok(inImage(script), `${script} is copied`);
+    for (const m of read(script).matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
+      const target = new URL(m[1] ?? '', `file:///${script}`).pathname.slice(1);
+      assert.ok(inImage(target), `${script} imports ${target}, which the Dockerfile copies`);
+    }
+  }
+});
+
 test('each compose task is a namespace owner, a hosts step, a sidecar and an app, ordered and stopped as on ECS', () => {
   assert.deepEqual(tasks.sort(), ['backend', 'frontend', 'web-1', 'web-2']);
   for (const task of tasks) {
