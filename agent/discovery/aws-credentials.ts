@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { deadlineSignal, httpUrlTarget, requestText } from '../system/index.ts';
+import { fetchJson } from '../system/index.ts';
 import type { AwsCredentials } from './aws-sigv4.ts';
 
 export interface CredentialSource {
@@ -27,14 +27,6 @@ const REFRESH_BEFORE_MS = 5 * 60_000;
 const ECS_CREDENTIALS_HOST = 'http://169.254.170.2';
 /** Hosts AWS_CONTAINER_CREDENTIALS_FULL_URI may name over plain http, as the SDK allows: loopback and ECS/EKS's. */
 const PLAIN_HTTP_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '169.254.170.2', '169.254.170.23', '[fd00:ec2::23]']);
-
-/** GET a JSON document within 2 s. */
-async function getJson(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<unknown> {
-  const { target, path } = httpUrlTarget(url);
-  const res = await requestText(target, { path, headers: { 'user-agent': 'appnetClient/1.0', ...headers } }, deadlineSignal(2000, signal));
-  if (res.status !== 200) throw new Error(`container credentials from ${url}: HTTP ${res.status}`);
-  return JSON.parse(res.body);
-}
 
 export function credentialSource(env: Env, opts: { now?: () => number } = {}): CredentialSource | null {
   const id = env['AWS_ACCESS_KEY_ID'];
@@ -63,7 +55,7 @@ export function credentialSource(env: Env, opts: { now?: () => number } = {}): C
   const load = async (signal?: AbortSignal): Promise<AwsCredentials> => {
     const tokenFile = env['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
     const authorization = relative ? undefined : tokenFile ? readFileSync(tokenFile, 'utf8').trim() : env['AWS_CONTAINER_AUTHORIZATION_TOKEN'];
-    const body = (await getJson(url, authorization ? { authorization } : {}, signal)) as { AccessKeyId?: string; SecretAccessKey?: string; Token?: string; Expiration?: string };
+    const body = (await fetchJson(url, 2000, signal, authorization ? { authorization } : {})) as { AccessKeyId?: string; SecretAccessKey?: string; Token?: string; Expiration?: string };
     if (!body.AccessKeyId || !body.SecretAccessKey) throw new Error(`container credentials from ${url}: no AccessKeyId and SecretAccessKey in the answer`);
     const credentials: AwsCredentials = { accessKeyId: body.AccessKeyId, secretAccessKey: body.SecretAccessKey, ...(body.Token ? { sessionToken: body.Token } : {}) };
     const expires = body.Expiration ? Date.parse(body.Expiration) : NaN;

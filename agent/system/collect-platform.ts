@@ -39,13 +39,16 @@ export interface TaskMetadata {
   readonly Limits?: { readonly CPU?: number; readonly Memory?: number };
 }
 
-/** GET a JSON document over plain HTTP (the task metadata endpoint) with a deadline covering headers and body. */
-export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+/**
+ * GET a JSON document over plain HTTP (the task metadata endpoint, ECS's container credentials) with a deadline
+ * covering headers and body.
+ */
+export async function fetchJson(url: string, timeoutMs: number, signal?: AbortSignal, headers: Readonly<Record<string, string>> = {}): Promise<unknown> {
   const deadline = deadlineSignal(timeoutMs, signal);
   const { target, path } = httpUrlTarget(url);
   let res: HttpTextResponse;
   try {
-    res = await requestText(target, { path, headers: { 'user-agent': 'appnetClient/1.0' } }, deadline);
+    res = await requestText(target, { path, headers: { 'user-agent': 'appnetClient/1.0', ...headers } }, deadline);
   } catch (err) {
     throw deadlinePassed(deadline, signal) ? new Error(`GET ${url}: no answer within ${timeoutMs} ms`, { cause: err }) : err;
   }
