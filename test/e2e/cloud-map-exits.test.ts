@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -45,6 +46,11 @@ describe("every way a task ends leaves no registration of it", { concurrency: fa
     chmodSync(dir, 0o777);
     const env = serverEnv('exits.local', 'exit-hosts', '127.0.2.52', dir);
     chmodSync(join(dir, 'hosts'), 0o644); // root's, as Docker's /etc/hosts
+    // Envoy as the container user can run it: the checkout's .venv may be in a directory only root can enter. It
+    // answers --version as the real one does; this test ends before Envoy would start.
+    const version = execFileSync(envoy, ['--version'], { encoding: 'utf8' });
+    env['ENVOY_BINARY'] = join(dir, 'envoy');
+    writeFileSync(env['ENVOY_BINARY'], `#!/bin/sh\ncat <<'EOF'\n${version.trimEnd()}\nEOF\n`, { mode: 0o755 });
     const agent = startAgent(ctx, { dir, env, uid: 65534 });
     assert.equal((await agent.exited).code, 7);
     assert.match(agent.stderr(), /AGENT_ERR_WRITE: APPNET_HOSTS_FILE=".*\/hosts": cannot be written \(EACCES/);

@@ -3,7 +3,7 @@
  * code, files, JSON log lines. Everything it started is killed and its temp dir removed in t.after().
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -80,11 +80,30 @@ function ownRuntimeDirs(): string[] {
 }
 
 /**
+ * The command as a user other than root can run it. A checkout may sit in a directory only root can enter
+ * (`mktemp -d` makes it 0700), so the single executable is copied once into a directory anyone may read.
+ */
+let sharedExecutable: string | null = null;
+function commandForAnyUser(command: string, prefix: string[]): [string, ...string[]] {
+  if (prefix.length > 0) return [command, ...prefix];
+  if (sharedExecutable === null) {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-exe-'));
+    chmodSync(dir, 0o755);
+    sharedExecutable = join(dir, 'agent');
+    copyFileSync(command, sharedExecutable);
+    chmodSync(sharedExecutable, 0o755);
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return [sharedExecutable];
+}
+
+/**
  * Starts the agent. By default every path is set inside a temp dir; `defaults: true` sets only PATH and opts.env,
  * so the agent picks every path itself, as it does where users run it.
  */
 export function startAgent(t: Cleanup, opts: { env: Record<string, string>; dir?: string; args?: string[]; defaults?: boolean; wrapper?: string[]; uid?: number }): AgentProcess {
-  const [command, ...prefix] = agentCommand();
+  const built = agentCommand();
+  const [command, ...prefix] = opts.uid === undefined ? built : commandForAnyUser(built[0], built.slice(1));
   const dir = opts.dir ?? tempDir(t);
   const adminSocket = opts.env['APPNET_AGENT_ADMIN_UDS_PATH'] ?? (opts.defaults === true ? '/var/run/ecs/appnet_admin.sock' : join(dir, 'agent.sock'));
   const env: Record<string, string> =
