@@ -72,18 +72,9 @@ export async function runAgent(env: Env, io: RunIo, modes: RunModes): Promise<nu
   const taskMetadata = await readTaskMetadata(config, logger);
   const platform = platformOf(config.mode === 'ecs' ? taskMetadata : null);
   const rendered = config.userBootstrap === null ? renderBootstrap(config, platform) : null;
-  // `envoy --version` (~70 ms) runs beside the start instead of before it: a missing binary is caught here at once
-  // (exit 3); a binary that is not Envoy stops the agent with the same error as soon as --version answers.
+  // A missing binary is caught here at once (exit 3, nothing started); `envoy --version` runs once Envoy is spawned
+  // (startVersionCheck).
   checkEnvoyBinary(config.envoyBinary);
-  const versionCheck = envoyVersion(config.envoyBinary).then(
-    (version) => {
-      logger.info('found Envoy', { binary: config.envoyBinary, version });
-      return null;
-    },
-    (err: unknown) => (err instanceof AgentError ? err : new AgentError('AGENT_ERR_ENVOY_NOT_FOUND', `ENVOY_BINARY="${config.envoyBinary}": ${String(err)}`)),
-  );
-  const notEnvoy = versionCheck.then((err) => (err === null ? new Promise<never>(() => undefined) : Promise.reject(err)));
-  notEnvoy.catch(() => undefined);
   const metrics = createAgentMetrics();
   // The runtime directory and Envoy's admin socket are claimed before anything is written (another live agent's are
   // refused), and released at exit. The mode writes its own files into that directory only after its checks.
@@ -106,7 +97,7 @@ export async function runAgent(env: Env, io: RunIo, modes: RunModes): Promise<nu
       logger.info('stopped during start-up', { reason: String(io.stopSignal.reason ?? 'signal') });
       return 0;
     }
-    return await runWithSession(config, env, io, logger, metrics, rendered, { watchesManagementServer: mode.watchesManagementServer, session }, { versionCheck, notEnvoy });
+    return await runWithSession(config, env, io, logger, metrics, rendered, { watchesManagementServer: mode.watchesManagementServer, session });
   } finally {
     await session?.close().catch((err: unknown) => logger.warn("closing the mode's session failed", { err }));
   }
@@ -119,13 +110,32 @@ interface EnvoyCheck {
   readonly notEnvoy: Promise<never>;
 }
 
+/**
+ * `envoy --version` (about 70 ms: Envoy is a 100 MiB binary) runs beside Envoy's start, never before it: a binary that
+ * is not Envoy stops the agent with exit 3 as soon as --version answers. It is started once Envoy is spawned, not
+ * before: spawning it forks the agent (5 to 8 ms at start-up on a 2-core machine), which delayed Envoy's spawn and
+ * the management interface by as much (docs/benchmarks.md, "The single executable").
+ */
+function startVersionCheck(binary: string, logger: Logger): EnvoyCheck {
+  const versionCheck = envoyVersion(binary).then(
+    (version) => {
+      logger.info('found Envoy', { binary, version });
+      return null;
+    },
+    (err: unknown) => (err instanceof AgentError ? err : new AgentError('AGENT_ERR_ENVOY_NOT_FOUND', `ENVOY_BINARY="${binary}": ${String(err)}`)),
+  );
+  const notEnvoy = versionCheck.then((err) => (err === null ? new Promise<never>(() => undefined) : Promise.reject(err)));
+  notEnvoy.catch(() => undefined);
+  return { versionCheck, notEnvoy };
+}
+
 /** The parts of the mode run needs once Envoy is to start. */
 interface ModeParts {
   readonly watchesManagementServer: boolean;
   readonly session: ModeSession | null;
 }
 
-async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, { watchesManagementServer, session }: ModeParts, { versionCheck, notEnvoy }: EnvoyCheck): Promise<number> {
+async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logger, metrics: AgentMetrics, rendered: ReturnType<typeof renderBootstrap> | null, { watchesManagementServer, session }: ModeParts): Promise<number> {
   // Nothing above wrote a file but the mode's own (Cloud Map: its xDS files and hosts block, after its checks): bad
   // input stops the agent with the disk as it was.
   if (rendered !== null) {
@@ -228,6 +238,7 @@ async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logge
       });
     }
     supervisor.start();
+    const { versionCheck, notEnvoy } = startVersionCheck(config.envoyBinary, logger);
     const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), session?.start(loops.signal, { admin, healthChanged: () => health?.trigger() })]);
     loopsDone.catch((err: unknown) => logger.error('a background loop failed', { err }));
 
