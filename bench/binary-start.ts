@@ -3,11 +3,15 @@
  * `/status` 200, to Envoy spawned and to HEALTHY, with a small static bootstrap. Prints figures; asserts nothing.
  * `/status` is polled every 2 ms, so the first-answer figure is at most 2 ms late.
  *   npm run build:binary && node bench/binary-start.ts
+ * Two executables back to back (starts alternate, figures for each), for example the one before a change:
+ *   BENCH_BINARY=/tmp/before/agent,dist/agent node bench/binary-start.ts
+ * The load average and a bare `node -e 0` (the same Node binary, 10 runs) are printed with the figures.
  */
 import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort, startApp } from '../test/helpers/apps.ts';
@@ -16,12 +20,12 @@ import { writeStaticMesh } from '../test/helpers/static-envoy.ts';
 
 const envoy = findEnvoy();
 if (envoy === null) throw new Error('Envoy not found: run npm run setup');
-const binary = `${repoRoot}/dist/agent`;
+const binaries = (process.env['BENCH_BINARY'] ?? `${repoRoot}/dist/agent`).split(',').map((b) => resolve(b));
 const app = await startApp('bench');
-const spawned: number[] = [];
-const healthy: number[] = [];
-const firstStatus: number[] = [];
-for (let i = 0; i < 10; i++) {
+const figures = binaries.map(() => ({ spawned: [] as number[], healthy: [] as number[], firstStatus: [] as number[] }));
+const loadBefore = loadavg()[0] ?? 0;
+for (let i = 0; i < 10; i++) for (const [b, binary] of binaries.entries()) {
+  const { spawned, healthy, firstStatus } = figures[b] ?? { spawned: [], healthy: [], firstStatus: [] };
   const dir = mkdtempSync(join(tmpdir(), 'bench-bin-'));
   const mesh = writeStaticMesh(dir, { app: app.port, inbound: await freePort(), outbound: await freePort() });
   const t0 = performance.now();
@@ -48,10 +52,20 @@ for (let i = 0; i < 10; i++) {
   rmSync(dir, { recursive: true, force: true });
 }
 await app.close();
+const nodeE0: number[] = [];
+for (let i = 0; i < 10; i++) {
+  const t0 = performance.now();
+  execFileSync(process.execPath, ['-e', '0']);
+  nodeE0.push(performance.now() - t0);
+}
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-process.stdout.write(
-  `dist/agent: ${(statSync(binary).size / 1048576).toFixed(1)} MiB\n` +
+process.stdout.write(`load average (1 min) ${loadBefore.toFixed(2)} before, ${(loadavg()[0] ?? 0).toFixed(2)} after; bare \`node -e 0\` (${process.version}): median ${med(nodeE0).toFixed(0)} ms (min ${Math.min(...nodeE0).toFixed(0)}, max ${Math.max(...nodeE0).toFixed(0)})\n`);
+for (const [b, binary] of binaries.entries()) {
+  const { spawned, healthy, firstStatus } = figures[b] ?? { spawned: [], healthy: [], firstStatus: [] };
+  process.stdout.write(
+    `${binaries.length > 1 ? binary : 'dist/agent'}: ${(statSync(binary).size / 1048576).toFixed(1)} MiB\n` +
     `exec → first /status 200: median ${med(firstStatus).toFixed(0)} ms (min ${Math.min(...firstStatus).toFixed(0)}, max ${Math.max(...firstStatus).toFixed(0)}) over 10 starts\n` +
     `exec → Envoy spawned: median ${med(spawned).toFixed(0)} ms (min ${Math.min(...spawned).toFixed(0)}, max ${Math.max(...spawned).toFixed(0)}) over 10 starts\n` +
     `exec → HEALTHY: median ${med(healthy).toFixed(0)} ms (min ${Math.min(...healthy).toFixed(0)}, max ${Math.max(...healthy).toFixed(0)})\n`,
-);
+  );
+}
