@@ -1,6 +1,6 @@
 /** File effects: atomic replace for files the agent owns; directories with restrictive modes. */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AgentError } from '../errors.ts';
 
@@ -28,7 +28,8 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o64
 
 export async function ensureDirectory(path: string, mode = 0o700): Promise<void> {
   try {
-    await mkdir(path, { recursive: true, mode });
+    // Synchronous: one local syscall, at start-up (the runtime directory), where a thread-pool round trip cost more.
+    mkdirSync(path, { recursive: true, mode });
   } catch (err) {
     throw new AgentError('AGENT_ERR_WRITE', `cannot create directory ${path}: ${(err as Error).message}`, { cause: err });
   }
