@@ -103,6 +103,9 @@ export async function runAgent(env: Env, io: RunIo, modes: RunModes): Promise<nu
   }
 }
 
+/** How long `envoy --version` waits after Envoy's spawn (see startVersionCheck). */
+const VERSION_CHECK_DELAY_MS = 250;
+
 /** `envoy --version`'s verdict, running beside the start: null when the binary is Envoy, else the error to exit with. */
 interface EnvoyCheck {
   readonly versionCheck: Promise<AgentError | null>;
@@ -114,10 +117,13 @@ interface EnvoyCheck {
  * `envoy --version` (about 70 ms: Envoy is a 100 MiB binary) runs beside Envoy's start, never before it: a binary that
  * is not Envoy stops the agent with exit 3 as soon as --version answers. It is started once Envoy is spawned, not
  * before: spawning it forks the agent (5 to 8 ms at start-up on a 2-core machine), which delayed Envoy's spawn and
- * the management interface by as much (docs/benchmarks.md, "The single executable").
+ * the management interface by as much (docs/benchmarks.md, "The single executable"). It then waits `after`
+ * (VERSION_CHECK_DELAY_MS, or Envoy's exit if sooner): the fork and exec of a second 100 MiB binary right beside
+ * Envoy's own exec took the CPU from the first answers of the management interface (exec -> first `/status` 200
+ * 108 -> 81 ms median, back to back on 2 cores); a binary that is not Envoy is still refused within a second.
  */
-function startVersionCheck(binary: string, logger: Logger): EnvoyCheck {
-  const versionCheck = envoyVersion(binary).then(
+function startVersionCheck(binary: string, logger: Logger, after: Promise<unknown>): EnvoyCheck {
+  const versionCheck = after.then(() => envoyVersion(binary)).then(
     (version) => {
       logger.info('found Envoy', { binary, version });
       return null;
@@ -238,7 +244,8 @@ async function runWithSession(config: Config, env: Env, io: RunIo, logger: Logge
       });
     }
     supervisor.start();
-    const { versionCheck, notEnvoy } = startVersionCheck(config.envoyBinary, logger);
+    const delay = new Promise<void>((resolve) => setTimeout(resolve, VERSION_CHECK_DELAY_MS).unref());
+    const { versionCheck, notEnvoy } = startVersionCheck(config.envoyBinary, logger, Promise.race([delay, supervisor.done]));
     const loopsDone = Promise.all([health.run(loops.signal), snapshotter?.run(AbortSignal.any([loops.signal, snapshots.signal])), session?.start(loops.signal, { admin, healthChanged: () => health?.trigger() })]);
     loopsDone.catch((err: unknown) => logger.error('a background loop failed', { err }));
 
