@@ -236,7 +236,7 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   let closing: Promise<void> | null = null;
   const lastReregisterMs = new Map<string, number>();
 
-  /** Stats by regex (`type`: Counters, Gauges, TextReadouts or all), as name → value; null when Envoy does not answer. */
+  /** Stats by regex (counters only, or every type), as name → value; null when Envoy does not answer. */
   const readStats = async (filterRegex: string, type: 'Counters' | null): Promise<Map<string, unknown> | null> => {
     if (envoy === null) return null;
     try {
@@ -297,7 +297,7 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
         lastState.set(prefix, now);
         if (now.version === digest) return null;
         // Envoy restarted (its counters start again): it read this file at its start, judged from zero.
-        if (now.attempt < before.attempt) before = { attempt: 0, rejected: 0 };
+        if (now.attempt < before.attempt || now.rejected < before.rejected) before = { attempt: 0, rejected: 0 };
         if (now.rejected > before.rejected) {
           written.delete(path); // rewrite it at the retry, so Envoy tries it again
           return `Envoy rejected the ${kind === 'lds' ? 'listeners' : 'clusters'} in ${path} (${prefix}.update_rejected went from ${before.rejected} to ${now.rejected}; Envoy's log says why)`;
