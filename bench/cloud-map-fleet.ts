@@ -1,7 +1,7 @@
 /**
  * Benchmark: Cloud Map mode at fleet scale, scaled down. Prints figures; asserts nothing.
  *   npm run build:binary && node bench/cloud-map-fleet.ts [--agents 10] [--services 100] [--instances-per-service 10] [--steady-s 60]
- *     [--in-use 3] [--singles 10] [--quota-scale K/fleet] [--not-in-use-timeout-s 60]
+ *     [--in-use 3] [--singles 10] [--quota-scale K/fleet] [--not-in-use-timeout-s 60] [--sample-ms 500]
  *
  * K real agents (the single executable, each with its own Envoy) discover one namespace of N services in moto,
  * through a small proxy that plays Cloud Map's account-wide throttling, scaled to K/1,000 of the real quotas
@@ -15,17 +15,22 @@
  * quotas are scaled to K/F by default (the K agents are K of F tasks); --instances-per-service 6 plays a fleet of 600.
  *
  * Every agent calls the same --in-use (3) services ("in use": a request to each every 500 ms through its own Envoy);
- * the rest are "not in use". Propagation is timed from RegisterInstance returning to the new endpoint showing in each
- * agent's Envoy (its cluster's membership_total on the admin socket), for single changes and for a burst of 20 at once.
- * One sampler per agent reads every pending service's membership_total in one request every 50 ms, however many
- * changes are pending (a loop per change and agent made 20 × K requests a 50 ms in the burst and loaded the 2
- * cores enough to triple the figures). The latency is split where the proxy sees it: from the registration to the
- * end of the agent's first DiscoverInstances of that service made after it (the wait for a check, and the calls),
- * and from there to the endpoint in Envoy (the agent's xDS write, Envoy's update, the sampling).
+ * the rest are "not in use". Propagation is timed from RegisterInstance returning to the Envoy of each agent having the
+ * new endpoint, as Envoy itself dates it: one sampler per agent reads, every --sample-ms (500), the membership_total of
+ * every pending service's cluster together with Envoy's `cluster_manager.cds.update_time` (ms since the epoch at which
+ * Envoy finished its last CDS update, on the machine's clock) in one /stats request. Once the membership has the new
+ * instance, that update_time is at or after the update that brought it: an upper bound of the arrival, whatever the
+ * sampling interval. (Each /stats read is a regex over all 23,000 stats of an Envoy with 100 clusters, 12-16 ms of its
+ * main thread, the thread that applies the updates: the previous sampler read every Envoy every 50 ms, 200 reads a
+ * second on 2 cores, and loaded the machine it measured.) The latency of the services in use is split at the end of
+ * the agent's first DiscoverInstances of that service after the registration (the proxy sees it), at cds.yaml renamed
+ * into place (an inotify watch on each agent's runtime directory) and at update_time: the wait for a check and the
+ * calls; the agent's render, write, fsync and rename; Envoy's update. It also prints the gaps between the checks of
+ * each service in use (the formula's I), moto's answer times, and the CPU of agents, Envoys, moto and the bench.
  * Calls are told apart per agent by the access key each one signs with.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, watch } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -38,7 +43,7 @@ import { findEnvoy, repoRoot } from '../test/helpers/envoy.ts';
 import { freePort } from '../test/helpers/apps.ts';
 
 const { values: args } = parseArgs({
-  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'instances-per-service': { type: 'string', default: '10' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' }, 'not-in-use-timeout-s': { type: 'string', default: '60' }, 'in-use': { type: 'string', default: '3' }, singles: { type: 'string', default: '10' } },
+  options: { agents: { type: 'string', default: '10' }, services: { type: 'string', default: '100' }, 'instances-per-service': { type: 'string', default: '10' }, 'steady-s': { type: 'string', default: '60' }, 'quota-scale': { type: 'string' }, 'not-in-use-timeout-s': { type: 'string', default: '60' }, 'in-use': { type: 'string', default: '3' }, singles: { type: 'string', default: '10' }, 'sample-ms': { type: 'string', default: '500' } },
 });
 const K = Number(args.agents);
 const N = Number(args.services);
@@ -104,13 +109,18 @@ const tally = (who: string) => {
   if (t === undefined) tallies.set(who, (t = { calls: new Map(), throttled: 0 }));
   return t;
 };
-/** DiscoverInstances answered, by agent and service: [request arrived, answer sent] (performance.now() ms). */
+/** DiscoverInstances answered, by agent and service: [request arrived, answer sent] (Date.now() ms, the clock Envoy's update_time is on). */
 const fetches = new Map<string, Array<[number, number]>>();
+/** Every DiscoverInstances(Revision) that reached moto, by agent and service: when it arrived (Date.now() ms). */
+const checks = new Map<string, number[]>();
+/** moto's answer time per forwarded discovery call (ms), by phase. */
+const motoMs = { steady: [] as number[], single: [] as number[], burst: [] as number[] };
+let motoPhase: keyof typeof motoMs | null = null;
 const motoUrl = new URL(moto.url);
 const proxy = createServer((req: IncomingMessage, res) => {
   const op = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '?';
   const who = /Credential=([^/]+)\//.exec(String(req.headers['authorization'] ?? ''))?.[1] ?? '?';
-  const arrived = performance.now();
+  const arrived = Date.now();
   const t = tally(who);
   t.calls.set(op, (t.calls.get(op) ?? 0) + 1);
   if (buckets.get(op)?.take() === false) {
@@ -124,9 +134,23 @@ const proxy = createServer((req: IncomingMessage, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const body = Buffer.concat(chunks);
+    const forwarded = performance.now();
+    if (op.startsWith('DiscoverInstances')) {
+      let service = '?';
+      try {
+        service = (JSON.parse(body.toString('utf8')) as { ServiceName?: string }).ServiceName ?? '?';
+      } catch {
+        /* not JSON */
+      }
+      const key = `${who} ${service}`;
+      let list = checks.get(key);
+      if (list === undefined) checks.set(key, (list = []));
+      list.push(arrived);
+    }
     const up = request({ host: motoUrl.hostname, port: motoUrl.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
+      if (motoPhase !== null && op.startsWith('Discover')) r.on('end', () => motoMs[motoPhase as keyof typeof motoMs].push(performance.now() - forwarded));
       if (op !== 'DiscoverInstances' || r.statusCode !== 200) return;
       r.on('end', () => {
         let service = '?';
@@ -138,7 +162,7 @@ const proxy = createServer((req: IncomingMessage, res) => {
         const key = `${who} ${service}`;
         let list = fetches.get(key);
         if (list === undefined) fetches.set(key, (list = []));
-        list.push([arrived, performance.now()]);
+        list.push([arrived, Date.now()]);
       });
     });
     up.on('error', () => res.destroy());
@@ -287,10 +311,40 @@ const trafficLoop = (async () => {
 })();
 
 // ── Steady state ────────────────────────────────────────────────────────────────────────────────────────────
+/** CPU time (ms) of a process from /proc/PID/stat (utime + stime, clock ticks of 10 ms). */
+const cpuMs = (pid: number | undefined): number => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+};
+/** Each agent's Envoy: the agent's child process. */
+const envoyPid = (a: FleetAgent): number | undefined => {
+  try {
+    return Number(readFileSync(`/proc/${a.child.pid}/task/${a.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]) || undefined;
+  } catch {
+    return undefined;
+  }
+};
+const cpuNow = () => ({ agents: agents.reduce((n, a) => n + cpuMs(a.child.pid), 0), envoys: agents.reduce((n, a) => n + cpuMs(envoyPid(a)), 0), moto: cpuMs(moto.process.pid), bench: process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000, at: performance.now() });
+const cpuShare = (from: ReturnType<typeof cpuNow>, to: ReturnType<typeof cpuNow>) => {
+  const s = (to.at - from.at) / 1000;
+  const f = (x: number) => `${(x / 10 / s).toFixed(0)} %`;
+  return `agents ${f(to.agents - from.agents)} (all ${live}), Envoys ${f(to.envoys - from.envoys)}, moto ${f(to.moto - from.moto)}, the bench (proxy, traffic, sampler) ${f(to.bench - from.bench)} of one core`;
+};
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const snapshotTallies = () => new Map([...tallies].map(([who, t]) => [who, { calls: new Map(t.calls), throttled: t.throttled }]));
 const before = snapshotTallies();
-log(`steady state: ${steadyS} s`);
+log(`steady state: ${steadyS} s; load ${loadavg()}`);
+motoPhase = 'steady';
+const steadyFrom = Date.now();
+const cpuBefore = cpuNow();
 await sleep(steadyS * 1000);
+const cpuSteady = cpuShare(cpuBefore, cpuNow());
+const steadyTo = Date.now();
+const loadSteady = loadavg();
 const after = snapshotTallies();
 const perOp = new Map<string, number>();
 let steadyThrottled = 0;
@@ -309,61 +363,111 @@ for (const a of agents) {
   perAgentRate.push(n / steadyS);
 }
 const totalRate = perAgentRate.reduce((s, x) => s + x, 0);
+/** The time between two checks of the same service in use by the same agent at steady state (the formula's I). */
+const checkGaps: number[] = [];
+for (const a of agents) {
+  for (let s = 0; s < IN_USE; s++) {
+    const at = (checks.get(`${a.id} svc${s}`) ?? []).filter((x) => x >= steadyFrom && x <= steadyTo);
+    // A check that found a changed revision makes a fetch right after it: one check, not two.
+    const starts = at.filter((x, i) => i === 0 || x - (at[i - 1] as number) > 150);
+    for (let i = 1; i < starts.length; i++) checkGaps.push((starts[i] as number) - (starts[i - 1] as number));
+  }
+}
 
 // ── Propagation ─────────────────────────────────────────────────────────────────────────────────────────────
 let nextIp = 1;
 /** Instances of each service whose RegisterInstance returned. */
 const registered = new Map<number, number>();
+interface Seen {
+  /** ms from the registration to the sampler's read that found the endpoint. */
+  readonly read: number;
+  /** ms from the registration to Envoy's cluster_manager.cds.update_time at that read: when Envoy finished the last CDS update before the read, so at or after the one that brought the endpoint (an upper bound). */
+  readonly envoy: number;
+}
 interface Pending {
   readonly s: number;
   readonly expected: number;
+  /** When RegisterInstance returned (Date.now() ms: Envoy's update_time is on the same clock). */
   readonly t0: number;
-  readonly seen: Map<string, number>;
+  readonly seen: Map<string, Seen>;
+  /** The new instance's address, and per agent when a cds.yaml carrying it was renamed into place (Date.now() ms). */
+  readonly ip: string;
+  readonly carried: Map<string, number>;
 }
 const pending = new Set<Pending>();
 /** Per agent: the time between its sampler's reads (the sampling's own granularity). */
 const sampleGaps: number[] = [];
+/** Per agent: when each cds.yaml was renamed into place (the bench's inotify event, Date.now() ms) and its mtime (the write of the temporary file). */
+const cdsWrites = new Map<string, Array<{ seen: number; mtime: number }>>();
+const watchers = agents.map((a) => {
+  const list: Array<{ seen: number; mtime: number }> = [];
+  cdsWrites.set(a.id, list);
+  return watch(join(a.dir, 'rt'), (_event, file) => {
+    if (file !== 'cds.yaml') return;
+    const seen = Date.now();
+    try {
+      list.push({ seen, mtime: statSync(join(a.dir, 'rt', 'cds.yaml')).mtimeMs });
+      // Which pending changes this file carries (the sampler asks Envoy only after that): the new address as a JSON string.
+      const text = readFileSync(join(a.dir, 'rt', 'cds.yaml'), 'utf8');
+      for (const p of pending) if (!p.carried.has(a.id) && text.includes(`"${p.ip}"`)) p.carried.set(a.id, seen);
+    } catch {
+      /* between writes */
+    }
+  });
+});
+const SAMPLE_MS = Number(args['sample-ms']);
 /**
- * One sampler per agent: while changes are pending, reads Envoy's `cluster.scout_http_svcS.membership_total` of
- * every pending service in one /stats request (a small answer), every 50 ms. Once it reaches the instances
- * registered when a change returned, the agent fetched after that registration, so the new instance is in.
+ * One sampler per agent: once its agent wrote a cds.yaml with a pending change (and 200 ms passed), reads Envoy's
+ * cluster_manager.cds.update_time and the membership_total of every such pending service's cluster in one /stats
+ * request, then every SAMPLE_MS until Envoy has it. Once the membership
+ * reaches the instances registered when a change returned, the agent fetched after that registration and Envoy has
+ * the new instance; the update_time read with it is when Envoy finished its last CDS update before the read, at or
+ * after the update that brought the instance: an upper bound of the arrival that does not depend on how often the
+ * sampler reads (a faster sampler only loads the Envoys it measures).
  */
 const sampling = new AbortController();
 const samplers = agents.map(async (a) => {
   let last = 0;
   while (!sampling.signal.aborted) {
-    const wanted = [...pending].filter((p) => !p.seen.has(a.id));
+    // Envoy is asked once the agent wrote a file with the change and Envoy had 200 ms to take it (or, should the
+    // watch miss a write, 5 s after the registration): about two reads a change instead of one every SAMPLE_MS.
+    const now = Date.now();
+    const wanted = [...pending].filter((p) => !p.seen.has(a.id) && (now - (p.carried.get(a.id) ?? Infinity) >= 200 || now - p.t0 > 5000));
     if (wanted.length === 0) {
       last = 0;
       await sleep(20);
       continue;
     }
     const services = [...new Set(wanted.map((p) => p.s))];
-    const stats = await get({ socketPath: join(a.dir, 'envoy.sock'), path: `/stats?filter=${encodeURIComponent(`^cluster\\.scout_http_svc(${services.join('|')})\\.membership_total$`)}` });
-    const at = performance.now();
+    const stats = await get({ socketPath: join(a.dir, 'envoy.sock'), path: `/stats?filter=${encodeURIComponent(`^cluster_manager\\.cds\\.update_time$|^cluster\\.scout_http_svc(${services.join('|')})\\.membership_total$`)}` });
+    const at = Date.now();
     if (last !== 0) sampleGaps.push(at - last);
     last = at;
+    const updateTime = Number(/cluster_manager\.cds\.update_time: (\d+)/.exec(stats.body)?.[1] ?? NaN);
     for (const p of wanted) {
       const value = Number(new RegExp(`scout_http_svc${p.s}\\.membership_total: (\\d+)`).exec(stats.body)?.[1] ?? 0);
-      if (value >= p.expected) p.seen.set(a.id, at - p.t0);
+      if (value >= p.expected) p.seen.set(a.id, { read: at - p.t0, envoy: (Number.isNaN(updateTime) ? at : updateTime) - p.t0 });
     }
-    await sleep(50);
+    await sleep(SAMPLE_MS);
   }
 });
-/** Per change and agent: ms from the registration to the end of the agent's first DiscoverInstances of it after, and on to Envoy. */
-const splits = { single: { fetch: [] as number[], apply: [] as number[] }, burst: { fetch: [] as number[], apply: [] as number[] } };
+/** Per change and agent (services in use): ms from the registration to each step. */
+const splits = {
+  single: { fetch: [] as number[], write: [] as number[], envoy: [] as number[], read: [] as number[], fsync: [] as number[] },
+  burst: { fetch: [] as number[], write: [] as number[], envoy: [] as number[], read: [] as number[], fsync: [] as number[] },
+};
 let phase: keyof typeof splits = 'single';
-/** Registers a new instance of svcS; resolves with, per agent, ms until its Envoy has it (NaN: not within the timeout). */
-async function change(s: number, timeoutMs: number): Promise<number[]> {
+/** Registers a new instance of svcS; resolves with, per agent, ms until its Envoy has it, by update_time and by the read (NaN: not within the timeout). */
+async function change(s: number, timeoutMs: number): Promise<{ envoy: number[]; read: number[] }> {
   const ip = `127.0.6.${nextIp++}`;
   await app(ip, appPort);
   await moto.client.send(new RegisterInstanceCommand({ ServiceId: serviceIds[s], InstanceId: `new-${ip}`, Attributes: attrs(`svc${s}`, ip) }));
-  const t0 = performance.now();
+  const t0 = Date.now();
   const expected = (registered.get(s) ?? PER_SERVICE) + 1;
   registered.set(s, expected);
-  const p: Pending = { s, expected, t0, seen: new Map() };
+  const p: Pending = { s, expected, t0, seen: new Map(), ip, carried: new Map() };
   pending.add(p);
-  while (p.seen.size < live && performance.now() - t0 < timeoutMs) await sleep(20);
+  while (p.seen.size < live && Date.now() - t0 < timeoutMs) await sleep(20);
   pending.delete(p);
   const split = splits[phase];
   for (const a of agents) {
@@ -371,33 +475,45 @@ async function change(s: number, timeoutMs: number): Promise<number[]> {
     const seen = p.seen.get(a.id);
     const fetched = (fetches.get(`${a.id} svc${s}`) ?? []).find(([arrived]) => arrived > t0)?.[1];
     if (seen === undefined || fetched === undefined) continue;
+    const written = (cdsWrites.get(a.id) ?? []).find((w) => w.mtime >= fetched - 5);
     split.fetch.push(fetched - t0);
-    split.apply.push(seen - (fetched - t0));
+    split.read.push(seen.read - seen.envoy);
+    if (written === undefined) continue;
+    split.write.push(written.seen - fetched);
+    split.fsync.push(written.seen - written.mtime);
+    split.envoy.push(t0 + seen.envoy - written.seen);
   }
-  return agents.map((a) => p.seen.get(a.id) ?? NaN);
+  return { envoy: agents.map((a) => p.seen.get(a.id)?.envoy ?? NaN), read: agents.map((a) => p.seen.get(a.id)?.read ?? NaN) };
 }
-const single = { inUse: [] as number[], notInUse: [] as number[] };
+const single = { inUse: [] as number[], notInUse: [] as number[], inUseRead: [] as number[] };
 let missed = 0;
+const loads: string[] = [];
+motoPhase = 'single';
 for (let i = 0; i < SINGLES; i++) {
-  log(`single change ${i + 1} of ${SINGLES}`);
+  log(`single change ${i + 1} of ${SINGLES}; load ${loadavg()}`);
+  if (i % 3 === 0) loads.push(loadavg().split(' ')[0] as string);
   const inUse = await change(i % IN_USE, 60_000);
   const notInUse = await change(IN_USE + ((i * 7) % (N - IN_USE)), Number(args['not-in-use-timeout-s']) * 1000);
-  missed += [...inUse, ...notInUse].filter((x) => Number.isNaN(x)).length;
-  single.inUse.push(...inUse.filter((x) => !Number.isNaN(x)));
-  single.notInUse.push(...notInUse.filter((x) => !Number.isNaN(x)));
+  missed += [...inUse.envoy, ...notInUse.envoy].filter((x) => Number.isNaN(x)).length;
+  single.inUse.push(...inUse.envoy.filter((x) => !Number.isNaN(x)));
+  single.inUseRead.push(...inUse.read.filter((x) => !Number.isNaN(x)));
+  single.notInUse.push(...notInUse.envoy.filter((x) => !Number.isNaN(x)));
 }
-log('burst: 20 changes at once');
+log(`burst: 20 changes at once; load ${loadavg()}`);
 phase = 'burst';
+motoPhase = 'burst';
 const burstBefore = snapshotTallies();
 const burstResults = await Promise.all(Array.from({ length: 20 }, (_, i) => change(i < 10 ? i % IN_USE : IN_USE + ((i * 11) % (N - IN_USE)), i < 10 ? 90_000 : Number(args['not-in-use-timeout-s']) * 1000).then((r) => ({ inUse: i < 10, r }))));
 const burstAfter = snapshotTallies();
+loads.push(loadavg().split(' ')[0] as string);
 const burst = { inUse: [] as number[], notInUse: [] as number[] };
 for (const { inUse, r } of burstResults) {
-  missed += r.filter((x) => Number.isNaN(x)).length;
-  (inUse ? burst.inUse : burst.notInUse).push(...r.filter((x) => !Number.isNaN(x)));
+  missed += r.envoy.filter((x) => Number.isNaN(x)).length;
+  (inUse ? burst.inUse : burst.notInUse).push(...r.envoy.filter((x) => !Number.isNaN(x)));
 }
 let burstThrottled = 0;
 for (const [who, x] of burstAfter) burstThrottled += x.throttled - (burstBefore.get(who)?.throttled ?? 0);
+for (const w of watchers) w.close();
 
 traffic.abort();
 await trafficLoop;
@@ -425,13 +541,21 @@ process.stdout.write(
     `steady state (${steadyS} s): ${totalRate.toFixed(1)} calls/s in total, per agent p50 ${pct(perAgentRate, 50).toFixed(2)}/s max ${Math.max(...perAgentRate).toFixed(2)}/s; throttled ${steadyThrottled}`,
     `  by operation (calls/s, all agents): ${[...perOp].filter(([, n]) => n > 0).map(([op, n]) => `${op} ${(n / steadyS).toFixed(2)}`).join(', ')}`,
     `  scaled to 1,000 tasks: ${scaledUp.toFixed(0)} calls/s; DiscoverInstancesRevision ${(((perOp.get('DiscoverInstancesRevision') ?? 0) / steadyS / live) * 1000).toFixed(0)}/s of ${quotaRevision}, DiscoverInstances ${(((perOp.get('DiscoverInstances') ?? 0) / steadyS / live) * 1000).toFixed(0)}/s of ${quotaInstances}`,
+    `  steady state: checks of each service in use by each agent ${fmt(checkGaps)} apart; moto answered discovery calls in ${fmt(motoMs.steady)}`,
+    `  CPU at steady state: ${cpuSteady}; load average ${loadSteady}`,
+    `propagation (registration → Envoy's cds.update_time read with the new endpoint):`,
     `propagation, single changes, in use:     ${fmt(single.inUse)}`,
+    `  the same, timed at the sampler's read:  ${fmt(single.inUseRead)}`,
     `propagation, single changes, not in use: ${fmt(single.notInUse)}`,
     `propagation, burst of 20, in use:        ${fmt(burst.inUse)}`,
     `propagation, burst of 20, not in use:    ${fmt(burst.notInUse)}`,
-    `  in use, single changes, split: registration → the agent's DiscoverInstances answered ${fmt(splits.single.fetch)}; → in Envoy (xDS write, Envoy, sampling) ${fmt(splits.single.apply)}`,
-    `  in use, burst, split: registration → the agent's DiscoverInstances answered ${fmt(splits.burst.fetch)}; → in Envoy ${fmt(splits.burst.apply)}`,
-    `  sampling: one read per agent every ${fmt(sampleGaps)}`,
+    ...(['single', 'burst'] as const).flatMap((k) => [
+      `  in use, ${k}, split: registration → the agent's DiscoverInstances answered ${fmt(splits[k].fetch)}`,
+      `    → cds.yaml renamed into place (render, write, fsync, rename) ${fmt(splits[k].write)} (of which write → rename ${fmt(splits[k].fsync)})`,
+      `    → Envoy's cds.update_time ${fmt(splits[k].envoy)}; (update_time → the sampler's read ${fmt(splits[k].read)})`,
+    ]),
+    `  moto answered discovery calls in: single changes ${fmt(motoMs.single)}; burst ${fmt(motoMs.burst)}`,
+    `  sampling: one read per agent every ${fmt(sampleGaps)}; load average (1 min) during the changes: ${loads.join(', ')}`,
     `throttled during the burst: ${burstThrottled}; endpoints never seen within the timeout: ${missed}`,
     '',
   ].join('\n'),

@@ -169,6 +169,10 @@ export class Discovery {
   #lastListMs = 0;
   readonly #revisionTokens: Tokens;
   readonly #instanceTokens: Tokens;
+  /** While run() runs: starts the update of Envoy at once when a call in a wake changed the snapshot. */
+  #announce: (() => void) | null = null;
+  /** Whether the current wake announced a change already. */
+  #announced = false;
 
   constructor(opts: DiscoveryOptions) {
     this.#opts = opts;
@@ -440,9 +444,17 @@ export class Discovery {
       this.#nextPollMs = now + poll * (0.8 + 0.4 * this.#random());
     }
     let changed = false;
+    this.#announced = false;
     const attempt = async (what: () => Promise<boolean>) => {
       try {
-        changed = (await what()) || changed;
+        if (!(await what())) return;
+        changed = true;
+        // The update starts now, beside the rest of the wake: a change to a service in use does not wait for the
+        // calls after it (the round robin, queued fetches), each a round trip to Cloud Map.
+        if (this.#announce !== null) {
+          this.#announced = true;
+          this.#announce();
+        }
       } catch (err) {
         if (err instanceof NamespaceGone) throw err;
         throw Object.assign(err as Error, { changed });
@@ -553,8 +565,9 @@ export class Discovery {
   /**
    * The loop. onChange and afterPoll run beside the checks, not in their way: both talk to Envoy (a file update
    * and its verdict, the traffic counters), which takes a second or more on a busy host, and awaiting them held up
-   * the next checks of the services in use by as much. One onChange at a time: changes seen while one is in flight
-   * go in one more, with the latest snapshot, once it is done. One afterPoll at a time: a wake while one is in
+   * the next checks of the services in use by as much. onChange starts as soon as a call of a wake changed the
+   * snapshot, not when the wake is done (pollOnce's calls are one after the other). One onChange at a time: changes
+   * seen while one is in flight go in one more, with the latest snapshot, once it is done. One afterPoll at a time: a wake while one is in
    * flight does without.
    */
   async run(signal: AbortSignal): Promise<void> {
@@ -587,9 +600,11 @@ export class Discovery {
           afterPolling = null;
         });
     };
+    this.#announce = applyChanges;
     try {
       await this.#loop(signal, applyChanges, afterPoll);
     } finally {
+      this.#announce = null;
       await applying;
       await afterPolling;
     }
@@ -607,6 +622,7 @@ export class Discovery {
         return;
       }
       let changed = false;
+      this.#announced = false;
       try {
         changed = await this.pollOnce(signal);
         if (this.#failingSinceMs !== null) this.#opts.logger.info('Cloud Map answers again');
@@ -632,7 +648,8 @@ export class Discovery {
         }
       }
       if (signal.aborted) return;
-      if (changed) applyChanges();
+      // A change the wake announced as it came is being applied; one it did not (the namespace found again) goes now.
+      if (changed && !this.#announced) applyChanges();
       afterPoll();
     }
   }

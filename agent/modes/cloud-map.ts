@@ -236,45 +236,77 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   let closing: Promise<void> | null = null;
   const lastReregisterMs = new Map<string, number>();
 
-  const counters = async (prefix: string): Promise<{ attempt: number; rejected: number } | null> => {
+  /** Stats by regex (counters only, or every type), as name → value; null when Envoy does not answer. */
+  const readStats = async (filterRegex: string, type: 'Counters' | null): Promise<Map<string, unknown> | null> => {
     if (envoy === null) return null;
     try {
-      const stats = await envoy.admin.stats(`^${prefix.replace(/\./g, '\\.')}\\.update_(attempt|rejected)$`, { timeoutMs: 1000 });
-      const get = (n: string) => stats.find((s) => s.name === `${prefix}.${n}`)?.value;
-      const attempt = get('update_attempt');
-      const rejected = get('update_rejected');
-      return attempt === undefined || rejected === undefined ? null : { attempt, rejected };
+      const res = await envoy.admin.request('GET', `/stats?format=json${type === null ? '' : `&type=${type}`}&filter=${encodeURIComponent(filterRegex)}`, { timeoutMs: 1000 });
+      if (res.status !== 200) return null;
+      const stats = (JSON.parse(res.body) as { stats?: Array<{ name?: unknown; value?: unknown }> }).stats ?? [];
+      return new Map(stats.filter((st) => typeof st.name === 'string').map((st) => [st.name as string, st.value]));
     } catch {
       return null;
     }
   };
 
-  /** Writes one xDS file when it changed, and returns Envoy's verdict: null (taken, or cannot tell) or why not. */
+  /**
+   * Envoy's view of one xDS file: its update_attempt and update_rejected counters and the version_info of the file
+   * it took last (version_text). One /stats read, a regex over every stat: about 12 ms of Envoy's main thread at
+   * 100 services (23,000 stats), the thread that also applies the updates, so it is read as little as the verdict
+   * allows.
+   */
+  const xdsState = async (prefix: string): Promise<{ attempt: number; rejected: number; version: string | null } | null> => {
+    const stats = await readStats(`^${prefix.replace(/\./g, '\\.')}\\.(update_attempt|update_rejected|version_text)$`, null);
+    if (stats === null) return null;
+    const attempt = Number(stats.get(`${prefix}.update_attempt`));
+    const rejected = Number(stats.get(`${prefix}.update_rejected`));
+    const version = stats.get(`${prefix}.version_text`);
+    return Number.isFinite(attempt) && Number.isFinite(rejected) ? { attempt, rejected, version: typeof version === 'string' ? version : null } : null;
+  };
+  /**
+   * Per xDS file, Envoy's counters at the last read: the "before" of the next write, so that no admin round trip
+   * stands between a change and its file. A rejection counted after that read (a reload of the previous file that
+   * was rejected too: Envoy reloads both files when any file is renamed into the directory it watches) would be
+   * taken for this file's; the retry then writes it again and judges it afresh.
+   */
+  const lastState = new Map<string, { attempt: number; rejected: number }>();
+
+  /**
+   * Writes one xDS file when it changed, and returns Envoy's verdict: null (taken, or cannot tell) or why not. The
+   * file carries its digest as version_info: Envoy took it when its version_text is that digest; it rejected it when
+   * update_rejected moved first. Envoy is asked 50 ms after the write, then at doubling intervals up to 400 ms (an
+   * update takes Envoy 50 to 150 ms at 100 services on an idle host, seconds on a busy one).
+   */
   const writeXds = async (kind: 'cds' | 'lds', doc: unknown): Promise<string | null> => {
     const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
-    const text = resourceFileText(doc as Record<string, unknown>);
-    const digest = resourceFileDigest(text);
+    const digest = resourceFileDigest(resourceFileText(doc as Record<string, unknown>));
     if (written.get(path) === digest) return null;
+    const text = resourceFileText({ version_info: digest, ...(doc as Record<string, unknown>) });
     const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
-    const before = await counters(prefix);
+    let before = lastState.get(prefix) ?? (await xdsState(prefix));
     await writeFileAtomic(path, text);
     written.set(path, digest);
     filesWritten += 1;
     if (before === null) return null;
     const deadline = Date.now() + VERDICT_WAIT_MS;
-    for (;;) {
-      const after = await counters(prefix);
-      if (after !== null && after.attempt < before.attempt) return null; // Envoy restarted: it read the file at start
-      if (after !== null && after.attempt > before.attempt) {
-        if (after.rejected <= before.rejected) return null;
-        written.delete(path); // rewrite it at the retry, so Envoy tries it again
-        return `Envoy rejected the ${kind === 'lds' ? 'listeners' : 'clusters'} in ${path} (${prefix}.update_rejected went from ${before.rejected} to ${after.rejected}; Envoy's log says why)`;
+    for (let waitMs = 50; ; waitMs = Math.min(waitMs * 2, 400)) {
+      await new Promise((r) => setTimeout(r, waitMs));
+      const now = await xdsState(prefix);
+      if (now === null) lastState.delete(prefix);
+      else {
+        lastState.set(prefix, now);
+        if (now.version === digest) return null;
+        // Envoy restarted (its counters start again): it read this file at its start, judged from zero.
+        if (now.attempt < before.attempt || now.rejected < before.rejected) before = { attempt: 0, rejected: 0 };
+        if (now.rejected > before.rejected) {
+          written.delete(path); // rewrite it at the retry, so Envoy tries it again
+          return `Envoy rejected the ${kind === 'lds' ? 'listeners' : 'clusters'} in ${path} (${prefix}.update_rejected went from ${before.rejected} to ${now.rejected}; Envoy's log says why)`;
+        }
       }
       if (Date.now() > deadline) {
         logger.debug('Envoy did not report reading an xDS file in time; not judging it', { path });
         return null;
       }
-      await new Promise((r) => setTimeout(r, 50));
     }
   };
 
@@ -338,16 +370,13 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   const readInUse = async (snapshot: DiscoverySnapshot) => {
     if (envoy === null || Date.now() - lastTrafficReadMs < IN_USE_READ_EVERY_MS) return;
     lastTrafficReadMs = Date.now();
-    let stats: Array<{ name: string; value: number }>;
-    try {
-      stats = await envoy.admin.stats('^cluster\\.scout_.*\\.upstream_(rq|cx)_total$', { timeoutMs: 1000 });
-    } catch {
-      return; // Envoy not answering: keep the last view
-    }
+    // Counters only: a quarter cheaper for Envoy than every type (13 against 17 ms at 100 services).
+    const stats = await readStats('^cluster\\.scout_.*\\.upstream_(rq|cx)_total$', 'Counters');
+    if (stats === null) return; // Envoy not answering: keep the last view
     const byCluster = new Map<string, number>();
-    for (const st of stats) {
-      const m = /^cluster\.(.+)\.upstream_(?:rq|cx)_total$/.exec(st.name);
-      if (m !== null) byCluster.set(m[1] as string, (byCluster.get(m[1] as string) ?? 0) + st.value);
+    for (const [name, value] of stats) {
+      const m = /^cluster\.(.+)\.upstream_(?:rq|cx)_total$/.exec(name);
+      if (m !== null) byCluster.set(m[1] as string, (byCluster.get(m[1] as string) ?? 0) + Number(value));
     }
     const now = Date.now();
     const inUse: string[] = [];
@@ -396,8 +425,8 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   /** Envoy read the first files at its start: once it answers, a rejection then is retried like any other. */
   const judgeInitialFiles = async (loopSignal: AbortSignal) => {
     for (let i = 0; i < 120 && !loopSignal.aborted; i++) {
-      const lds = await counters('listener_manager.lds');
-      const cds = await counters('cluster_manager.cds');
+      const lds = await xdsState('listener_manager.lds');
+      const cds = await xdsState('cluster_manager.cds');
       if (lds !== null && cds !== null) {
         const rejected = [lds.rejected > 0 ? cloudMapXdsFiles.lds : null, cds.rejected > 0 ? cloudMapXdsFiles.cds : null].filter((x) => x !== null);
         if (rejected.length > 0 && pending === null) {

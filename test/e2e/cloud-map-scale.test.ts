@@ -1,7 +1,7 @@
 /**
- * Cloud Map mode in a namespace of 100 services: a change to a service the task calls reaches its Envoy within a
- * poll or two, not after a round robin over the namespace (issue 12). A small proxy between the agent and moto
- * counts the agent's calls per service, so the assertions are on what the agent did, not on time.
+ * Cloud Map mode in a namespace of 100 services: a change to a service the task calls reaches its Envoy in under
+ * 2 s, every time, not after a round robin over the namespace (issue 12's acceptance). A small proxy between the
+ * agent and moto counts the agent's calls per service, so the test also says what the agent did when it fails.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,7 +46,7 @@ before(async () => {
 });
 after(stopWorld);
 
-test('with 100 services in the namespace, a change to a service the task calls reaches its Envoy within two checks, every time', { timeout: 150_000 }, async () => {
+test('with 100 services in the namespace, a change to a service the task calls reaches its Envoy in under 2 s, every time', { timeout: 150_000 }, async (t) => {
   // The app behind every instance: one HTTP server answering on the instances' port.
   const app = createServer((_q, r) => r.end('ok'));
   app.listen(15000, '127.0.7.1');
@@ -86,14 +86,20 @@ test('with 100 services in the namespace, a change to a service the task calls r
   const mark = calls.length;
   await waitFor('the agent checks svc7, the service in use, at every poll', async () => checksOf(mark, 'svc7') >= 3, { timeoutMs: 30_000 });
 
-  for (let round = 1; round <= 3; round++) {
+  for (let round = 1; round <= 5; round++) {
     const from = calls.length;
     await register(ids[7] as string, `new-${round}`, { AWS_INSTANCE_IPV4: `127.0.7.${round + 1}`, AWS_INSTANCE_PORT: '15000', SC_APP_PROTOCOL: 'http', SC_CLIENT_ALIAS_DNS_NAME: 'svc7', SC_CLIENT_ALIAS_PORT: '8080' });
+    // From RegisterInstance returning to a read of Envoy's stats that shows the endpoint (read every 50 ms, so an
+    // upper bound). A fleet of 100 instances: svc7 is checked every second (docs/cloud-map.md, "The formula").
+    const t0 = Date.now();
     await waitFor(`round ${round}: the new endpoint of svc7 in the client's Envoy`, async () => (await membership(agent, 'scout_http_svc7')) === round + 1, { timeoutMs: 30_000, everyMs: 50 });
+    const ms = Date.now() - t0;
     const target = checksOf(from, 'svc7');
+    t.diagnostic(`round ${round}: ${ms} ms, ${target} check(s) of svc7`);
     const others = calls.slice(from).filter((c) => c.service !== null && c.service !== 'svc7' && c.op.startsWith('DiscoverInstances')).length;
     // Seen at the first or second check of svc7 after the change (the second when a check was in flight), while a
     // round robin over the namespace would check about half of the other 99 services first.
+    assert.ok(ms < 2000, `round ${round}: the change to svc7 reached the client's Envoy after ${ms} ms; svc7 was checked ${target} times meanwhile (calls: ${JSON.stringify(calls.slice(from))})`);
     assert.ok(target <= 3, `round ${round}: svc7 was checked ${target} times before its change reached Envoy (calls: ${JSON.stringify(calls.slice(from))})`);
     assert.ok(others < 30, `round ${round}: ${others} checks of other services before the change to svc7 reached Envoy: svc7 waited for a round robin over the namespace`);
   }

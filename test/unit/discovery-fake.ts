@@ -145,7 +145,8 @@ export function fakeClock(t: TestContext, startMs = 1_000_000): { advance: (ms: 
 
 /** A Discovery on the fake, started (initial + run) on the fake clock (stopped with it), with what Envoy would have: the endpoints of the last snapshot applied. */
 export async function startDiscovery(cm: FakeCloudMap, opts: Partial<DiscoveryOptions> = {}, applyMs = 0) {
-  const applied: { endpoints: Map<string, number>; applies: number } = { endpoints: new Map(), applies: 0 };
+  /** What Envoy would have; `startedAtMs`: when each update (onChange) started, with the endpoints it carried. */
+  const applied: { endpoints: Map<string, number>; applies: number; started: Array<{ atMs: number; endpoints: Map<string, number> }> } = { endpoints: new Map(), applies: 0, started: [] };
   const d = new Discovery({
     cloudMap: cm.client,
     namespace: { id: 'ns-1', name: 'demo.local', arn: 'arn' },
@@ -153,6 +154,7 @@ export async function startDiscovery(cm: FakeCloudMap, opts: Partial<DiscoveryOp
     logger: quietLogger,
     now: () => Date.now(),
     onChange: async (snapshot) => {
+      applied.started.push({ atMs: Date.now(), endpoints: new Map([...snapshot.services].map(([name, s]) => [name, s.endpoints.length])) });
       // Envoy taking the update (the agent waits for its verdict): applyMs on the fake clock.
       if (applyMs > 0) await new Promise((r) => setTimeout(r, applyMs));
       applied.applies += 1;

@@ -164,3 +164,25 @@ test('a service that appears in the namespace gets its endpoints within a list i
   }
   assert.ok(worst <= 11_200 + 20, `a new service reached Envoy after ${worst} ms`);
 });
+
+test('a change to a service in use goes to Envoy as soon as its instances are fetched, not after the rest of the wake\'s calls', async (t) => {
+  // Pins down a delay measured by bench/cloud-map-fleet.ts: the update started only when the whole wake was done,
+  // so a change seen by the check of a service in use waited for the round robin's calls that came after it in the
+  // same wake (here 5 checks of 100 ms each; against moto on a busy host, each can take as long).
+  const clock = fakeClock(t);
+  const cm = new FakeCloudMap(51, 1); // a fleet of 51: the natural rate, 5 round-robin checks a poll
+  // No jitter: every poll's wake is also the wake of the check of svc0 (both every 1 s from the same moment).
+  const { d, applied } = await startDiscovery(cm, { random: () => 0.5 });
+  cm.latencyMs = 100; // after the start-up (its calls would wait on the fake clock)
+  d.setInUse(['svc0']);
+  let worst = 0;
+  for (let i = 0; i < 5; i++) {
+    const want = (cm.services.get('svc0')?.instances.length as number) + 1;
+    cm.register('svc0');
+    await until(clock, applied, 'svc0', want, 5000);
+    const fetched = cm.calls.filter((c) => c.op === 'DiscoverInstances' && c.service === 'svc0').at(-1)?.atMs as number;
+    const started = applied.started.find((u) => u.endpoints.get('svc0') === want)?.atMs as number;
+    worst = Math.max(worst, started - fetched);
+  }
+  assert.ok(worst <= 20, `the update with a change to svc0 started up to ${worst} ms after the DiscoverInstances that saw it returned`);
+});
