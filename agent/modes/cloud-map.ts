@@ -21,7 +21,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configurationError, DNS_NAME, identityProblems, type Config, type ServiceConnectService } from '../config/index.ts';
-import { cloudMapXdsFiles, renderResources, resourceFileDigest, resourceFileText, type SelfTask } from '../bootstrap/index.ts';
+import { cloudMapXdsFiles, renderResources, resourceFileDigest, resourceFilePieces, type ResourceFiles, type SelfTask } from '../bootstrap/index.ts';
 import {
   ATTRIBUTES,
   callTarget,
@@ -250,9 +250,10 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   };
 
   /** Writes one xDS file when it changed, and returns Envoy's verdict: null (taken, or cannot tell) or why not. */
-  const writeXds = async (kind: 'cds' | 'lds', doc: unknown): Promise<string | null> => {
+  const writeXds = async (kind: 'cds' | 'lds', doc: ResourceFiles['lds']): Promise<string | null> => {
     const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
-    const text = resourceFileText(doc as Record<string, unknown>);
+    // In pieces, never as one string and one buffer (render-resources.ts, resourceFilePieces).
+    const text = resourceFilePieces(doc);
     const digest = resourceFileDigest(text);
     if (written.get(path) === digest) return null;
     const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
