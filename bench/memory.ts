@@ -5,6 +5,8 @@
  * Asserts nothing.
  *   npm run bench:memory                      (builds dist/agent first)
  *   BENCH_SCENARIOS=idle,clusters node bench/memory.ts    (a subset: idle, clusters, cloudmap, wrk)
+ *   BENCH_CLOUDMAP_SERVICES=1000 node bench/memory.ts      (Cloud Map mode with these numbers of services; default 200,1000)
+ *   BENCH_SMAPS=script.py node bench/memory.ts   (diagnostics: runs `python3 script.py PID` at every figure and prints its output)
  *   BENCH_BINARY=/tmp/before/dist/agent node bench/memory.ts   (another executable, such as the one before a change)
  * The executable ignores NODE_OPTIONS (scripts/build-binary.ts): V8 settings to try go into scripts/v8-flags.ts.
  *
@@ -68,6 +70,7 @@ async function record(name: string, pid: number, note?: string): Promise<Mem> {
   const heap = await heapOf(pid);
   rows.push({ name, mem, ...(note ? { note } : {}) });
   process.stderr.write(`  ${name}: V8 heap used ${heap}, RssAnon ${mib(mem.rssAnon)} MiB, PSS ${mib(mem.pss)} MiB, RSS ${mib(mem.rss)} MiB\n`);
+  if (process.env['BENCH_SMAPS']) process.stderr.write(spawnSync('python3', [process.env['BENCH_SMAPS'], String(pid)], { encoding: 'utf8' }).stdout);
   return mem;
 }
 
@@ -160,7 +163,6 @@ async function statsRounds(label: string, a: Agent): Promise<{ at5: Mem; at50: M
     await sleep(100); // the rate limit: 10 a second on the routes that call Envoy
   }
   const at50 = await record(`${label}, after the 50th`, a.child.pid ?? 0);
-  if (process.env['BENCH_SMAPS']) process.stderr.write(spawnSync('python3', [process.env['BENCH_SMAPS'], String(a.child.pid)], { encoding: 'utf8' }).stdout);
   rows.push({ name: `${label}, peak during the 50 rounds`, mem: peak });
   return { at5: at5 ?? at50, at50, peak, fullBytes };
 }
@@ -252,7 +254,7 @@ if (only.has('cloudmap')) {
   const sdk = await import('@aws-sdk/client-servicediscovery');
   const moto = await startMoto(null);
   if (moto === null) throw new Error('moto not found: run npm run setup');
-  for (const count of [200, 1000]) {
+  for (const count of (process.env['BENCH_CLOUDMAP_SERVICES'] ?? '200,1000').split(',').map(Number)) {
     process.stderr.write(`Cloud Map mode, ${count} services (creating them in moto)\n`);
     const nsName = `mem${count}.local`;
     await moto.createNamespace(nsName);

@@ -26,18 +26,46 @@ export function resourceFileText(doc: Record<string, unknown>): string {
   return `${JSON.stringify(doc)}\n`;
 }
 
+/** Characters a piece of resourceFilePieces holds at most, but for a single resource longer than that. */
+const PIECE_CHARS = 16 * 1024;
+
 /**
- * A digest of a file's text, to tell whether a rendering differs from the file written last without keeping that
- * file's text (3 MiB at 1,000 services, held for the agent's life). node:crypto is loaded here, on first use, not
- * at the agent's start: only Cloud Map mode needs it, and it signs its requests with it already.
+ * The same text as resourceFileText, in pieces of at most PIECE_CHARS characters (a resource never cut), for the
+ * file to be written piece by piece. Written whole, a file's text became one buffer of a megabyte or more (the
+ * listeners of 1,000 services), which glibc serves from a mapping of its own; freeing it raises glibc's threshold
+ * for such mappings, and for giving the main C heap's free top back, to that size: after the first xDS files were
+ * written, the agent's C heap kept megabytes of freed memory. Pieces of 48 KiB or less (three bytes a character
+ * at most) stay under glibc's default threshold of 128 KiB.
  */
-export function resourceFileDigest(text: string): string {
-  return process.getBuiltinModule('node:crypto').createHash('sha256').update(text).digest('base64');
+export function resourceFilePieces(doc: { readonly version_info?: string; readonly resources: readonly unknown[] }): string[] {
+  const pieces: string[] = [];
+  let piece = `{${doc.version_info === undefined ? '' : `"version_info":${JSON.stringify(doc.version_info)},`}"resources":[`;
+  doc.resources.forEach((resource, i) => {
+    const json = `${i === 0 ? '' : ','}${JSON.stringify(resource)}`;
+    if (piece.length > 0 && piece.length + json.length > PIECE_CHARS) {
+      pieces.push(piece);
+      piece = '';
+    }
+    piece += json;
+  });
+  pieces.push(`${piece}]}\n`);
+  return pieces;
+}
+
+/**
+ * A digest of a file's text (whole or in pieces), to tell whether a rendering differs from the file written last
+ * without keeping that file's text (3 MiB at 1,000 services, held for the agent's life). node:crypto is loaded here,
+ * on first use, not at the agent's start: only Cloud Map mode needs it, and it signs its requests with it already.
+ */
+export function resourceFileDigest(text: string | readonly string[]): string {
+  const hash = process.getBuiltinModule('node:crypto').createHash('sha256');
+  for (const piece of typeof text === 'string' ? [text] : text) hash.update(piece);
+  return hash.digest('base64');
 }
 
 export interface ResourceFiles {
-  readonly lds: Record<string, unknown>;
-  readonly cds: Record<string, unknown>;
+  readonly lds: { readonly resources: Record<string, unknown>[] };
+  readonly cds: { readonly resources: Record<string, unknown>[] };
 }
 
 /** Where each service's listener binds: its virtual IP, or null when it has none (the range is exhausted). */

@@ -10,10 +10,8 @@
 import { Agent, type IncomingMessage } from 'node:http';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { AdminAddress } from '../config/index.ts';
-import { deadlinePassed, deadlineSignal, openRequest, requestText, type HttpTarget } from '../system/index.ts';
+import { collectGarbage, deadlinePassed, deadlineSignal, openRequest, requestText, type HttpTarget } from '../system/index.ts';
 
 export interface AdminResponse {
   readonly status: number;
@@ -35,32 +33,17 @@ export class EnvoyAdminError extends Error {
 }
 
 /**
- * A scavenge (a young-generation GC, well under a millisecond on the agent's heap), by way of V8's own gc() exposed
- * in a separate context. Each chunk of a streamed answer is a 64 KiB buffer outside the JavaScript heap, freed only
- * when the small object that holds it is collected; V8 counts such memory but collects for it only past 64 MiB. So a
- * 14 MiB stats answer streamed through left tens of megabytes of freed-late buffers in the C heap, which never gave
- * them back (measured with bench/memory.ts: 34 MiB more private memory after 5 answers of a 1,000-cluster Envoy).
- */
-let gcFunction: ((opts: { type: 'minor' | 'major' }) => void) | null | undefined;
-function collect(type: 'minor' | 'major'): void {
-  if (gcFunction === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      gcFunction = runInNewContext('gc') as (opts: { type: 'minor' | 'major' }) => void;
-    } catch {
-      gcFunction = null;
-    }
-  }
-  gcFunction?.({ type });
-}
-function collectYoungGeneration(): void {
-  collect('minor');
-}
-/**
- * After a large answer streamed through (Envoy's full stats: 14 MiB at 1,000 clusters), one full collection once the
- * answer is sent: what each answer left in V8's old space (its short-lived objects promoted by the small young
- * generation) is otherwise collected only when the heap has grown, and the agent's memory grew by a fifth from the
- * 5th to the 50th answer (docs/benchmarks.md, "Memory").
+ * Each chunk of a streamed answer is a 64 KiB buffer outside the JavaScript heap, freed only when the small object
+ * that holds it is collected; V8 counts such memory but collects for it only past 64 MiB. So a 14 MiB stats answer
+ * streamed through left tens of megabytes of freed-late buffers in the C heap, which never gave them back (measured
+ * with bench/memory.ts: 34 MiB more private memory after 5 answers of a 1,000-cluster Envoy): a scavenge every
+ * SCAVENGE_EVERY_BYTES frees them.
+ *
+ * After a large answer streamed through (Envoy's full stats: 14 MiB at 1,000 clusters), one memory-reducing
+ * collection once the answer is sent: what each answer left in V8's old space (its short-lived objects promoted by
+ * the small young generation) is otherwise collected only when the heap has grown, and the pages it freed stay in
+ * V8's pool. With a plain full collection there, the agent's memory still grew by 15 % from the 5th to the 50th
+ * answer (docs/benchmarks.md, "Memory").
  */
 const COLLECT_ALL_AFTER_BYTES = 4 << 20;
 
@@ -132,12 +115,12 @@ export class EnvoyAdminClient {
           total += chunk.length;
           if (since >= SCAVENGE_EVERY_BYTES) {
             since = 0;
-            collectYoungGeneration();
+            collectGarbage('young');
           }
           done(null, chunk);
         },
         flush(done) {
-          if (total >= COLLECT_ALL_AFTER_BYTES) setImmediate(() => collect('major'));
+          if (total >= COLLECT_ALL_AFTER_BYTES) setImmediate(() => collectGarbage('reduce-memory'));
           done();
         },
       });
@@ -179,7 +162,7 @@ export class EnvoyAdminClient {
         since += (chunk as string).length;
         if (since >= SCAVENGE_EVERY_BYTES) {
           since = 0;
-          collectYoungGeneration();
+          collectGarbage('young');
         }
       }
       if (consumerError !== null) throw consumerError.error;

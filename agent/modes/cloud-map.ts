@@ -21,7 +21,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configurationError, DNS_NAME, identityProblems, type Config, type ServiceConnectService } from '../config/index.ts';
-import { cloudMapXdsFiles, renderResources, resourceFileDigest, resourceFileText, type SelfTask } from '../bootstrap/index.ts';
+import { cloudMapXdsFiles, renderResources, resourceFileDigest, resourceFilePieces, type ResourceFiles, type SelfTask } from '../bootstrap/index.ts';
 import {
   ATTRIBUTES,
   callTarget,
@@ -277,11 +277,12 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
    * update_rejected moved first. Envoy is asked 50 ms after the write, then at doubling intervals up to 400 ms (an
    * update takes Envoy 50 to 150 ms at 100 services on an idle host, seconds on a busy one).
    */
-  const writeXds = async (kind: 'cds' | 'lds', doc: unknown): Promise<string | null> => {
+  const writeXds = async (kind: 'cds' | 'lds', doc: ResourceFiles['lds']): Promise<string | null> => {
     const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
-    const digest = resourceFileDigest(resourceFileText(doc as Record<string, unknown>));
+    // In pieces, never as one string and one buffer (render-resources.ts, resourceFilePieces).
+    const digest = resourceFileDigest(resourceFilePieces(doc));
     if (written.get(path) === digest) return null;
-    const text = resourceFileText({ version_info: digest, ...(doc as Record<string, unknown>) });
+    const text = resourceFilePieces({ version_info: digest, resources: doc.resources });
     const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
     let before = lastState.get(prefix) ?? (await xdsState(prefix));
     await writeFileAtomic(path, text);

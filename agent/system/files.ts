@@ -4,10 +4,13 @@ import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AgentError } from '../errors.ts';
 
-/** Writes to a temporary file in the same directory, fsyncs, and renames it into place (readers never see half). */
+/**
+ * Writes to a temporary file in the same directory, fsyncs, and renames it into place (readers never see half). The
+ * content may come in pieces, written one after the other (no buffer of the whole file).
+ */
 let sequence = 0;
 
-export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | readonly string[], mode = 0o644): Promise<void> {
   // pid + sequence is unique among this directory's writers, and avoids initialising OpenSSL for random bytes
   // (a measurable part of the idle agent's memory).
   const tmp = join(dirname(path), `.${process.pid}.${++sequence}.tmp`);

@@ -7,3 +7,4 @@ export { writeFileAtomic, ensureDirectory, randomName } from './files.ts';
 export { yaml } from './yaml.ts';
 export { deadlineSignal, deadlinePassed, httpUrlTarget, openRequest, requestText } from './http.ts';
 export type { HttpTarget, HttpRequest, HttpTextResponse } from './http.ts';
+export { collectGarbage } from './collect-garbage.ts';
