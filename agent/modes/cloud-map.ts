@@ -265,8 +265,8 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   };
   /**
    * Per xDS file, Envoy's counters at the last read: the "before" of the next write, so that no admin round trip
-   * stands between a change and its file. A rejection counted after that read (a reload of the previous file that
-   * was rejected too: Envoy reloads both files when any file is renamed into the directory it watches) would be
+   * stands between a change and its file. A rejection counted after that read (Envoy reloading the previous file,
+   * rejected too, after that read) would be
    * taken for this file's; the retry then writes it again and judges it afresh.
    */
   const lastState = new Map<string, { attempt: number; rejected: number }>();
