@@ -2,6 +2,10 @@
  * Cloud Map mode in a namespace of 100 services: a change to a service the task calls reaches its Envoy in under
  * 2 s, every time, not after a round robin over the namespace (issue 12's acceptance). A small proxy between the
  * agent and moto counts the agent's calls per service, so the test also says what the agent did when it fails.
+ *
+ * It asserts a time, so it runs alone, after the rest of the suite (`npm run test:timed`, named *.timed.ts so the
+ * suite's glob leaves it out): beside three other test files' agents and Envoys on a 2-core machine, its first round
+ * took 1.79 s in a fresh-clone CI run, against 0.8 to 1.3 s alone.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
