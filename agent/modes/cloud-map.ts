@@ -293,8 +293,14 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
     for (let waitMs = 50; ; waitMs = Math.min(waitMs * 2, 400)) {
       await new Promise((r) => setTimeout(r, waitMs));
       const now = await xdsState(prefix);
-      if (now === null) lastState.delete(prefix);
-      else {
+      if (now === null) {
+        // Envoy does not answer (stopping, restarting: a new Envoy reads the file at its start, and
+        // judgeInitialFiles judges it then): cannot tell, as when the counters could not be read before the write.
+        // Waiting out VERDICT_WAIT_MS here held the agent's stop for 5 s (the stop's deregistration is a change
+        // whose update found Envoy already gone): compose down 1.9 -> 6.8 s in the container stage.
+        lastState.delete(prefix);
+        return null;
+      } else {
         lastState.set(prefix, now);
         if (now.version === digest) return null;
         // Envoy restarted (its counters start again): it read this file at its start, judged from zero.
