@@ -126,6 +126,41 @@ describe("every way a task ends leaves no registration of it", { concurrency: fa
   });
 });
 
+describe('an Envoy that does not answer', { timeout: 60_000 }, () => {
+  test('an update made while Envoy does not answer is applied without waiting out the 5 s verdict, so it cannot hold a stop', async (t) => {
+    // The failure this pins down: the verdict on an xDS file kept polling a silent Envoy for 5 s; at a stop, the
+    // update made by the stop's own deregistration found Envoy gone and held the stop that long (the container
+    // stage's compose down took 6.8 s against its 5 s). A frozen Envoy (SIGSTOP) makes the admin reads time out.
+    const serviceId = await createService('exits.local', 'frozen-svc');
+    await register(serviceId, 'frozen-1', httpAttrs('127.0.2.60', 'frozen-svc'));
+    const dir = tempDir(ctx, 'frozen-');
+    const agent = startAgent(ctx, { dir, env: { ...serverEnv('exits.local', 'exit-frozen', '127.0.2.61', dir, []), APPNET_SERVICE_CONNECT_CONFIG: JSON.stringify({ namespace: 'exits.local', services: [], portMappings: [] }) } });
+    const s = await waitHealthy(agent, 30_000);
+    // One update judged by a live Envoy first, so the agent holds Envoy's counters from a verdict (the files written
+    // at start are judged from Envoy's start instead).
+    await register(serviceId, 'frozen-1b', httpAttrs('127.0.2.63', 'frozen-svc'));
+    await agent.waitForLog('frozen-svc with two instances', (r) => r['msg'] === 'applied Cloud Map changes' && String(r['endpoints']).includes('frozen-svc:2'));
+    const envoyPid = Number(s['envoyPid']);
+    process.kill(envoyPid, 'SIGSTOP');
+    t.after(() => {
+      try {
+        process.kill(envoyPid, 'SIGCONT');
+      } catch {
+        // Envoy already gone
+      }
+    });
+    await register(serviceId, 'frozen-2', httpAttrs('127.0.2.62', 'frozen-svc'));
+    const sent = Date.now();
+    await agent.waitForLog('the second instance applied', (r) => r['msg'] === 'applied Cloud Map changes' && String(r['endpoints']).includes('frozen-svc:3'), 15_000);
+    const ms = Date.now() - sent;
+    // A check (300 ms polls), the write, one admin read that times out (1 s): about 1.5 s; the old wait took 5 s more.
+    assert.ok(ms < 4000, `the update took ${ms} ms to be applied while Envoy did not answer`);
+    process.kill(envoyPid, 'SIGCONT');
+    agent.child.kill('SIGTERM');
+    assert.equal((await agent.exited).code, 0);
+  });
+});
+
 describe('tasks of one service starting at the same instant', { timeout: 120_000 }, () => {
   test('two tasks registering a new service at once both succeed and end in one service, 20 trials out of 20 (through the registration code, not 40 agents)', async () => {
     // The race is in registration (create the service, list, delete a duplicate, register); running it directly
