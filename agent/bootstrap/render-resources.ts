@@ -38,8 +38,9 @@ const PIECE_CHARS = 16 * 1024;
  * at most) stay under glibc's default threshold of 128 KiB.
  */
 export function resourceFilePieces(doc: { readonly version_info?: string; readonly resources: readonly unknown[] }): string[] {
-  const pieces: string[] = [];
-  let piece = `{${doc.version_info === undefined ? '' : `"version_info":${JSON.stringify(doc.version_info)},`}"resources":[`;
+  // The opening is a piece of its own, so that resourceFileWithDigest can put the version in without a second rendering.
+  const pieces: string[] = [resourceFileOpening(doc.version_info)];
+  let piece = '';
   doc.resources.forEach((resource, i) => {
     const json = `${i === 0 ? '' : ','}${JSON.stringify(resource)}`;
     if (piece.length > 0 && piece.length + json.length > PIECE_CHARS) {
@@ -50,6 +51,21 @@ export function resourceFilePieces(doc: { readonly version_info?: string; readon
   });
   pieces.push(`${piece}]}\n`);
   return pieces;
+}
+
+function resourceFileOpening(versionInfo: string | undefined): string {
+  return `{${versionInfo === undefined ? '' : `"version_info":${JSON.stringify(versionInfo)},`}"resources":[`;
+}
+
+/**
+ * The file's pieces with its own digest as version_info (Envoy reports it back as version_text), rendered once. The
+ * digest is that of the file without version_info: what tells whether a rendering differs from the file written last.
+ */
+export function resourceFileWithDigest(doc: { readonly resources: readonly unknown[] }): { readonly digest: string; readonly pieces: readonly string[] } {
+  const pieces = resourceFilePieces(doc);
+  const digest = resourceFileDigest(pieces);
+  pieces[0] = resourceFileOpening(digest);
+  return { digest, pieces };
 }
 
 /**

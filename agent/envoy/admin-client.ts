@@ -52,7 +52,10 @@ const SCAVENGE_EVERY_BYTES = 1 << 20;
 
 export interface EnvoyStat {
   readonly name: string;
+  /** The counter's or gauge's value; NaN for a text readout. */
   readonly value: number;
+  /** A text readout's value (`cluster_manager.cds.version_text`, say); absent for counters and gauges. */
+  readonly text?: string;
 }
 
 export class EnvoyAdminClient {
@@ -201,14 +204,17 @@ export class EnvoyAdminClient {
     return res.body.trim();
   }
 
-  /** Stats by regex, in Envoy's JSON format (counters and gauges). */
-  async stats(filterRegex: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<EnvoyStat[]> {
-    const res = await this.request('GET', `/stats?format=json&filter=${encodeURIComponent(filterRegex)}`, opts);
+  /**
+   * Stats by regex, in Envoy's JSON format (counters, gauges and text readouts; `type` asks for one kind only, which
+   * costs Envoy less: a regex read goes over every stat).
+   */
+  async stats(filterRegex: string, opts: { timeoutMs?: number; signal?: AbortSignal; type?: 'Counters' | 'Gauges' } = {}): Promise<EnvoyStat[]> {
+    const res = await this.request('GET', `/stats?format=json${opts.type === undefined ? '' : `&type=${opts.type}`}&filter=${encodeURIComponent(filterRegex)}`, opts);
     if (res.status !== 200) throw new EnvoyAdminError(`Envoy admin GET /stats: HTTP ${res.status}`, '/stats');
     const parsed = JSON.parse(res.body) as { stats?: Array<{ name?: string; value?: unknown }> };
     return (parsed.stats ?? [])
       .filter((s): s is { name: string; value: unknown } => typeof s.name === 'string' && s.value !== undefined)
-      .map((s) => ({ name: s.name, value: Number(s.value) }));
+      .map((s) => (typeof s.value === 'string' ? { name: s.name, value: Number.NaN, text: s.value } : { name: s.name, value: Number(s.value) }));
   }
 
   /** Active downstream connections on every listener but admin. */

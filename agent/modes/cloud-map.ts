@@ -21,7 +21,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configurationError, DNS_NAME, identityProblems, type Config, type ServiceConnectService } from '../config/index.ts';
-import { cloudMapXdsFiles, renderResources, resourceFileDigest, resourceFilePieces, type ResourceFiles, type SelfTask } from '../bootstrap/index.ts';
+import { cloudMapXdsFiles, renderResources, resourceFileWithDigest, type ResourceFiles, type SelfTask } from '../bootstrap/index.ts';
 import {
   ATTRIBUTES,
   callTarget,
@@ -39,6 +39,7 @@ import {
   type NamespaceRef,
   type Registration,
 } from '../discovery/index.ts';
+import type { EnvoyStat } from '../envoy/index.ts';
 import { AgentError } from '../errors.ts';
 import { renderHostsBlock, writeHostsBlock } from '../hosts/index.ts';
 import { NAMING } from '../stats/index.ts';
@@ -236,14 +237,12 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   let closing: Promise<void> | null = null;
   const lastReregisterMs = new Map<string, number>();
 
-  /** Stats by regex (counters only, or every type), as name → value; null when Envoy does not answer. */
-  const readStats = async (filterRegex: string, type: 'Counters' | null): Promise<Map<string, unknown> | null> => {
+  /** Stats by regex, as name → stat; null when Envoy does not answer. */
+  const readStats = async (filterRegex: string, type?: 'Counters'): Promise<Map<string, EnvoyStat> | null> => {
     if (envoy === null) return null;
     try {
-      const res = await envoy.admin.request('GET', `/stats?format=json${type === null ? '' : `&type=${type}`}&filter=${encodeURIComponent(filterRegex)}`, { timeoutMs: 1000 });
-      if (res.status !== 200) return null;
-      const stats = (JSON.parse(res.body) as { stats?: Array<{ name?: unknown; value?: unknown }> }).stats ?? [];
-      return new Map(stats.filter((st) => typeof st.name === 'string').map((st) => [st.name as string, st.value]));
+      const stats = await envoy.admin.stats(filterRegex, { timeoutMs: 1000, ...(type === undefined ? {} : { type }) });
+      return new Map(stats.map((st) => [st.name, st]));
     } catch {
       return null;
     }
@@ -256,12 +255,12 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
    * allows.
    */
   const xdsState = async (prefix: string): Promise<{ attempt: number; rejected: number; version: string | null } | null> => {
-    const stats = await readStats(`^${prefix.replace(/\./g, '\\.')}\\.(update_attempt|update_rejected|version_text)$`, null);
+    const stats = await readStats(`^${prefix.replace(/\./g, '\\.')}\\.(update_attempt|update_rejected|version_text)$`);
     if (stats === null) return null;
-    const attempt = Number(stats.get(`${prefix}.update_attempt`));
-    const rejected = Number(stats.get(`${prefix}.update_rejected`));
-    const version = stats.get(`${prefix}.version_text`);
-    return Number.isFinite(attempt) && Number.isFinite(rejected) ? { attempt, rejected, version: typeof version === 'string' ? version : null } : null;
+    const attempt = stats.get(`${prefix}.update_attempt`)?.value ?? Number.NaN;
+    const rejected = stats.get(`${prefix}.update_rejected`)?.value ?? Number.NaN;
+    const version = stats.get(`${prefix}.version_text`)?.text ?? null;
+    return Number.isFinite(attempt) && Number.isFinite(rejected) ? { attempt, rejected, version } : null;
   };
   /**
    * Per xDS file, Envoy's counters at the last read: the "before" of the next write, so that no admin round trip
@@ -280,12 +279,11 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
   const writeXds = async (kind: 'cds' | 'lds', doc: ResourceFiles['lds']): Promise<string | null> => {
     const path = join(config.runtimeDir, cloudMapXdsFiles[kind]);
     // In pieces, never as one string and one buffer (render-resources.ts, resourceFilePieces).
-    const digest = resourceFileDigest(resourceFilePieces(doc));
+    const { digest, pieces } = resourceFileWithDigest(doc);
     if (written.get(path) === digest) return null;
-    const text = resourceFilePieces({ version_info: digest, resources: doc.resources });
     const prefix = kind === 'lds' ? 'listener_manager.lds' : 'cluster_manager.cds';
     let before = lastState.get(prefix) ?? (await xdsState(prefix));
-    await writeFileAtomic(path, text);
+    await writeFileAtomic(path, pieces);
     written.set(path, digest);
     filesWritten += 1;
     if (before === null) return null;
@@ -381,9 +379,9 @@ export async function openCloudMapSession(config: Config, deps: ModeDeps & { clo
     const stats = await readStats('^cluster\\.scout_.*\\.upstream_(rq|cx)_total$', 'Counters');
     if (stats === null) return; // Envoy not answering: keep the last view
     const byCluster = new Map<string, number>();
-    for (const [name, value] of stats) {
+    for (const [name, { value }] of stats) {
       const m = /^cluster\.(.+)\.upstream_(?:rq|cx)_total$/.exec(name);
-      if (m !== null) byCluster.set(m[1] as string, (byCluster.get(m[1] as string) ?? 0) + Number(value));
+      if (m !== null) byCluster.set(m[1] as string, (byCluster.get(m[1] as string) ?? 0) + value);
     }
     const now = Date.now();
     const inUse: string[] = [];

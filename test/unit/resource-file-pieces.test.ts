@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateServiceConnectConfig } from '../../agent/config/index.ts';
 import { serviceFromInstances, VipAllocator, type DiscoverySnapshot } from '../../agent/discovery/snapshot.ts';
-import { renderResources, resourceFileDigest, resourceFilePieces, resourceFileText } from '../../agent/bootstrap/render-resources.ts';
+import { renderResources, resourceFileDigest, resourceFilePieces, resourceFileText, resourceFileWithDigest } from '../../agent/bootstrap/render-resources.ts';
 import { writeFileAtomic } from '../../agent/system/files.ts';
 
 function namespaceOf(count: number): DiscoverySnapshot {
@@ -54,4 +54,13 @@ test('an xDS file written in pieces with its digest as version_info has the byte
   const doc = { version_info: 'abc"+/=', resources: files.cds.resources };
   assert.equal(resourceFilePieces(doc).join(''), resourceFileText(doc));
   assert.equal(JSON.parse(resourceFilePieces(doc).join('')).version_info, 'abc"+/=');
+});
+
+test('resourceFileWithDigest renders once: the digest of the file without version_info, and the file with that digest as version_info', () => {
+  // The failure this pins down: a digest over other bytes than the version-free file would make every poll look like a
+  // change (a rewrite each time), and a version_info other than that digest would leave every update unjudged.
+  const files = renderResources(namespaceOf(300), new VipAllocator(), { config, taskIp: '127.0.0.1', appIp: '127.0.0.1' });
+  const { digest, pieces } = resourceFileWithDigest(files.cds);
+  assert.equal(digest, resourceFileDigest(resourceFileText(files.cds)));
+  assert.equal(pieces.join(''), resourceFileText({ version_info: digest, ...files.cds }));
 });
