@@ -117,6 +117,16 @@ const checks = new Map<string, number[]>();
 const motoMs = { steady: [] as number[], single: [] as number[], burst: [] as number[] };
 let motoPhase: keyof typeof motoMs | null = null;
 const motoUrl = new URL(moto.url);
+
+/** The ServiceName of a Cloud Map request body, or '?'. */
+function serviceNameOf(body: Buffer): string {
+  try {
+    return (JSON.parse(body.toString('utf8')) as { ServiceName?: string }).ServiceName ?? '?';
+  } catch {
+    return '?'; // not JSON
+  }
+}
+
 const proxy = createServer((req: IncomingMessage, res) => {
   const op = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '?';
   const who = /Credential=([^/]+)\//.exec(String(req.headers['authorization'] ?? ''))?.[1] ?? '?';
@@ -135,14 +145,8 @@ const proxy = createServer((req: IncomingMessage, res) => {
   req.on('end', () => {
     const body = Buffer.concat(chunks);
     const forwarded = performance.now();
+    const key = `${who} ${op.startsWith('DiscoverInstances') ? serviceNameOf(body) : '?'}`;
     if (op.startsWith('DiscoverInstances')) {
-      let service = '?';
-      try {
-        service = (JSON.parse(body.toString('utf8')) as { ServiceName?: string }).ServiceName ?? '?';
-      } catch {
-        /* not JSON */
-      }
-      const key = `${who} ${service}`;
       let list = checks.get(key);
       if (list === undefined) checks.set(key, (list = []));
       list.push(arrived);
@@ -153,13 +157,6 @@ const proxy = createServer((req: IncomingMessage, res) => {
       if (motoPhase !== null && op.startsWith('Discover')) r.on('end', () => motoMs[motoPhase as keyof typeof motoMs].push(performance.now() - forwarded));
       if (op !== 'DiscoverInstances' || r.statusCode !== 200) return;
       r.on('end', () => {
-        let service = '?';
-        try {
-          service = (JSON.parse(body.toString('utf8')) as { ServiceName?: string }).ServiceName ?? '?';
-        } catch {
-          /* not JSON */
-        }
-        const key = `${who} ${service}`;
         let list = fetches.get(key);
         if (list === undefined) fetches.set(key, (list = []));
         list.push([arrived, Date.now()]);
